@@ -1,0 +1,250 @@
+"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, segment, reproduce.
+
+Every error the user can cause ends the command with one line on stderr and
+exit code 2; ``segment`` exits 3 when some inputs were processed and others
+were not ("partial").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_ERROR = 2
+EXIT_PARTIAL = 3
+SEGMENT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    from rdanet_gan.training.precision import PRECISIONS
+
+    parser.add_argument("--data", required=True, help="dataset folder (BUSI, images/+masks/, or UDIAT layout), or 'phantom' for generated scans")
+    parser.add_argument("--split", help="split JSON file (default: a leakage-aware split made from --seed)")
+    parser.add_argument("--epochs", type=int, default=50, help="training epochs (default: 50, the paper's)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
+    parser.add_argument("--image-size", type=int, default=128, help="square input size in pixels (default: 128)")
+    parser.add_argument("--base-width", type=int, help="filters of the first level (default: the paper's for each network)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights, shuffling and augmentation")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="numeric precision (auto: bf16 where the hardware has it, else float32)")
+    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA compilation (auto: on for GPUs)")
+    parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rdanet-gan",
+        description="Breast-ultrasound lesion segmentation with RDA-Net-GAN (RDAU-Net + Wasserstein critic) and its baselines.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    inspect = commands.add_parser("inspect", help="report what a dataset folder holds before training")
+    inspect.add_argument("--data", required=True, help="dataset folder")
+    inspect.add_argument("--layout", default="auto", choices=("auto", "busi", "paired", "udiat"), help="folder layout (default: detect)")
+    inspect.add_argument("--json", help="also write the report as JSON to this file")
+
+    split = commands.add_parser("split", help="write a leakage-aware train/validation/test split file")
+    split.add_argument("--data", required=True, help="dataset folder")
+    split.add_argument("--out", required=True, help="split JSON file to write")
+    split.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
+    split.add_argument("--test", type=int, default=57, help="test images (default: 57, the paper's)")
+    split.add_argument("--validation", type=int, default=50, help="validation images (default: 50, the paper's)")
+    split.add_argument("--overwrite", action="store_true", help="replace an existing split file")
+
+    train = commands.add_parser("train", help="train one model into a resumable run directory")
+    train.add_argument("--model", required=True, choices=("rdanet-gan", "rdau-net", "unet", "segnet"), help="what to train")
+    _add_train_options(train)
+    train.add_argument("--out", help="run directory (default: runs/MODEL)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    train.add_argument("--init-generator", help="RDA-Net-GAN: start the generator from this RDAU-Net .keras file")
+    train.add_argument("--schedule", choices=("epoch", "interleaved"), default="epoch", help="RDA-Net-GAN: sigma critic then sigma generator steps per epoch (Algorithm 1), or n-critic steps per generator step")
+    train.add_argument("--n-critic", type=int, default=5, help="RDA-Net-GAN, interleaved schedule: critic steps per generator step")
+    train.add_argument("--adversarial-weight", type=float, default=0.01, help="RDA-Net-GAN: weight of the adversarial term of the generator loss")
+    train.add_argument("--gp-weight", type=float, default=10.0, help="RDA-Net-GAN: gradient-penalty weight lambda (default: 10)")
+
+    evaluate = commands.add_parser("evaluate", help="score a model on a split's test images; print the table")
+    evaluate.add_argument("--model", required=True, help="segmenter .keras file")
+    evaluate.add_argument("--data", required=True, help="dataset folder")
+    evaluate.add_argument("--split", required=True, help="split JSON file")
+    evaluate.add_argument("--subset", default="test", choices=("train", "validation", "test"), help="which part of the split (default: test)")
+    evaluate.add_argument("--native-resolution", action="store_true", help="score masks resized back to each scan's original size")
+    evaluate.add_argument("--out", help="folder for per_image.csv and summary.json")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    segment = commands.add_parser("segment", help="write a lesion mask (and an overlay) for each scan")
+    segment.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, BMP, TIFF, DICOM)")
+    segment.add_argument("--model", help="segmenter .keras file (default: the shipped weights/rdanet_gan.keras)")
+    segment.add_argument("--out", default="masks", help="output folder (default: ./masks)")
+    segment.add_argument("--overlay", action="store_true", help="also write the scan with the lesion contour")
+    segment.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is lesion")
+    segment.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    reproduce = commands.add_parser("reproduce", help="train and evaluate the four models; write Table 1 and Fig. 4")
+    _add_train_options(reproduce)
+    reproduce.add_argument("--out", default="reproduction", help="output folder; rerun to resume (default: ./reproduction)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rdanet_gan.errors import RdanetError
+
+    try:
+        return COMMANDS[args.command](args)
+    except RdanetError as error:
+        print(f"rdanet-gan {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"rdanet-gan {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _inspect(args) -> int:
+    from rdanet_gan.data import format_inspection, inspect_dataset
+    from rdanet_gan.fileio import write_json
+
+    report = inspect_dataset(args.data, layout=args.layout)
+    print(format_inspection(report))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+def _split(args) -> int:
+    from rdanet_gan.data import find_records, make_split, save_split
+
+    records = find_records(args.data)
+    split = make_split(records, args.data, n_test=args.test, n_validation=args.validation, seed=args.seed)
+    save_split(split, args.out, overwrite=args.overwrite)
+    print(f"{args.out}: " + ", ".join(f"{len(v)} {k}" for k, v in split.items()))
+    return 0
+
+
+def _config(args, model: str, **extra):
+    from rdanet_gan.training import TrainConfig
+
+    return TrainConfig(
+        model=model,
+        data=str(args.data),
+        split=args.split,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        base_width=args.base_width,
+        seed=args.seed,
+        precision=args.precision,
+        jit=args.jit,
+        augment=not args.no_augment,
+        **extra,
+    )
+
+
+def _train(args) -> int:
+    from rdanet_gan.training import train
+
+    config = _config(
+        args,
+        args.model,
+        init_generator=args.init_generator,
+        schedule=args.schedule,
+        n_critic=args.n_critic,
+        adversarial_weight=args.adversarial_weight,
+        gp_weight=args.gp_weight,
+    )
+    result = train(config, args.out or Path("runs") / args.model, resume=args.resume)
+    print(f"{result.run_dir}: finished; segmenter saved as {result.final_model}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from rdanet_gan.data import prepare_data
+    from rdanet_gan.evaluation.evaluate import evaluate_model
+    from rdanet_gan.evaluation.report import table1_markdown
+    from rdanet_gan.modelfiles import load_segmenter
+
+    model = load_segmenter(args.model)
+    size = model.input_shape[1]
+    data = prepare_data(args.data, args.split, image_size=size)
+    evaluation = evaluate_model(model, getattr(data, args.subset), native_resolution=args.native_resolution)
+    print(table1_markdown({Path(args.model).stem: evaluation}, include_paper=False))
+    if args.out:
+        out = Path(args.out)
+        evaluation.write_csv(out / "per_image.csv", overwrite=args.overwrite)
+        evaluation.write_json(out / "summary.json", overwrite=args.overwrite)
+        print(f"{out}: per_image.csv, summary.json")
+    return 0
+
+
+def _segment_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Expand files and folders into image files; problems are returned, not raised."""
+    files, problems = [], []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            try:
+                found = sorted(p for p in item.rglob("*") if p.suffix.lower() in SEGMENT_SUFFIXES and p.is_file())
+            except OSError as error:  # e.g. a symlink loop
+                problems.append(f"{item}: cannot list the folder ({error.strerror or error})")
+                continue
+            files.extend(p for p in found if "_mask" not in p.stem)
+        elif item.is_file():
+            files.append(item)
+        else:
+            problems.append(f"{item}: no such file or folder")
+    return files, problems
+
+
+def _segment(args) -> int:
+    import numpy as np
+
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.evaluation.figures import plot_overlay
+    from rdanet_gan.inference import read_scan, segment_image, write_mask
+    from rdanet_gan.modelfiles import load_segmenter, load_shipped
+
+    model = load_segmenter(args.model) if args.model else load_shipped()
+    files, problems = _segment_inputs(args.inputs)
+    out = Path(args.out)
+    done = 0
+    for path in files:
+        try:
+            image = read_scan(path)
+            mask = segment_image(model, image, args.threshold)
+            write_mask(mask, out / f"{path.stem}_mask.png", overwrite=args.overwrite)
+            if args.overlay:
+                plot_overlay(image, None, mask, out / f"{path.stem}_overlay.png", title=path.name)
+        except RdanetError as error:
+            problems.append(str(error))
+            continue
+        done += 1
+        print(f"{path}: lesion in {100 * float(np.mean(mask)):.1f}% of the scan")
+    for problem in problems:
+        print(f"rdanet-gan segment: skipped {problem}", file=sys.stderr)
+    if not done:
+        raise RdanetError("no input could be segmented")
+    return EXIT_PARTIAL if problems else 0
+
+
+def _reproduce(args) -> int:
+    from rdanet_gan.reproduce import reproduce
+
+    table = reproduce(_config(args, "rdau-net"), Path(args.out))
+    print(table)
+    return 0
+
+
+COMMANDS = {
+    "inspect": _inspect,
+    "split": _split,
+    "train": _train,
+    "evaluate": _evaluate,
+    "segment": _segment,
+    "reproduce": _reproduce,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

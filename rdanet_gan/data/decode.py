@@ -1,0 +1,196 @@
+"""Decode scans and masks into arrays the models take.
+
+Images become 2-D float32 gray in [0, 1] whatever their file format (8/16-bit
+gray, RGB, RGBA, palette; PNG, JPEG, BMP, TIFF); masks become the union of
+their files, binarised at ``> 0``. Files are read with ``np.fromfile`` and
+``cv2.imdecode`` so that non-ASCII paths work on every platform.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import keras
+import numpy as np
+
+from rdanet_gan.data.records import Record, warn_skipped
+from rdanet_gan.errors import DataError
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass
+class ArraySet:
+    """Decoded scans: ``images`` and ``masks`` are ``[N, S, S, 1]`` float32.
+
+    ``records[i]`` is the scan of ``images[i]`` and ``native_shapes[i]`` its
+    size (height, width) before resizing, which predictions are resized back
+    to; both are empty for generated phantoms, which name no file.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    records: list[Record]
+    native_shapes: list[tuple[int, int]]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode ``path`` at its native size as 2-D float32 gray in [0, 1]."""
+    pixels = _decode(path)
+    if pixels.dtype == np.uint8:
+        pixels = pixels.astype(np.float32) / 255.0
+    elif pixels.dtype == np.uint16:
+        pixels = pixels.astype(np.float32) / 65535.0
+    else:
+        raise DataError(path, f"unsupported pixel type {pixels.dtype} (expected 8- or 16-bit)")
+    if pixels.ndim == 3:
+        channels = pixels.shape[2]
+        if channels in (3, 4):  # BGR or BGRA; the alpha channel is ignored
+            pixels = cv2.cvtColor(pixels[..., :3], cv2.COLOR_BGR2GRAY)
+        else:
+            pixels = pixels[..., 0]
+    return pixels
+
+
+def read_mask(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> np.ndarray:
+    """Decode one or several mask files into their union: a 2-D bool array (``> 0``)."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise ValueError("read_mask needs at least one mask file")
+    first, *others = paths
+    union = _read_binary(first)
+    for path in others:
+        mask = _read_binary(path)
+        if mask.shape != union.shape:
+            raise DataError(
+                path, f"mask is {_size(mask)} but {Path(first).name} is {_size(union)} (height x width)"
+            )
+        union |= mask
+    return union
+
+
+def read_record(record: Record) -> tuple[np.ndarray, np.ndarray]:
+    """A record's native-size image (float32) and mask (bool), checked to be the same size."""
+    if not record.masks:
+        raise DataError(record.image, "no mask file")
+    image = read_image(record.image)
+    mask = read_mask(record.masks)
+    if mask.shape != image.shape:
+        raise DataError(
+            record.masks[0],
+            f"mask is {_size(mask)} but its image {record.image.name} is {_size(image)} (height x width)",
+        )
+    return image, mask
+
+
+def load_record(record: Record, image_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """A record resized to ``[S, S, 1]`` float32: area-averaged image, binary mask.
+
+    The mask is area-averaged too and thresholded at 0.5, so its boundary
+    stays where the lesion covers half of an output pixel.
+    """
+    image, mask = read_record(record)
+    return _resize(image, mask, image_size)
+
+
+def load_arrays(
+    records: Sequence[Record], image_size: int = 128, skip_bad: bool = False, verbose: bool = False
+) -> ArraySet:
+    """Decode and resize ``records`` (in parallel threads) into an :class:`ArraySet`.
+
+    A bad record raises its :class:`DataError`, or with ``skip_bad`` is left
+    out with a warning. ``verbose`` shows a progress bar.
+    """
+    images, masks, kept, native_shapes, problems = [], [], [], [], []
+    progress = keras.utils.Progbar(len(records), unit_name="scan") if verbose else None
+    load = partial(_load_or_error, image_size=image_size)
+    with contextlib.closing(map_in_threads(load, records)) as loaded_records:
+        for record, loaded in zip(records, loaded_records):
+            if isinstance(loaded, DataError):
+                if not skip_bad:
+                    raise loaded
+                problems.append(loaded)
+            else:
+                images.append(loaded[0])
+                masks.append(loaded[1])
+                native_shapes.append(loaded[2])
+                kept.append(record)
+            if progress is not None:
+                progress.add(1)
+    if problems:
+        warn_skipped(problems)
+    empty = np.zeros((0, image_size, image_size, 1), np.float32)
+    return ArraySet(
+        images=np.stack(images) if images else empty,
+        masks=np.stack(masks) if masks else empty.copy(),
+        records=kept,
+        native_shapes=native_shapes,
+    )
+
+
+def map_in_threads(function: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
+    """``function(item)`` for each item, in order, computed by a pool of threads.
+
+    OpenCV releases the GIL while decoding, so decoding threads use every
+    core. Closing the iterator early cancels the work not yet started.
+    """
+    pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+    try:
+        yield from pool.map(function, items)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _load_or_error(
+    record: Record, image_size: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | DataError:
+    """The resized image and mask and the native shape of ``record``, or its problem."""
+    try:
+        image, mask = read_record(record)
+    except DataError as error:
+        return error
+    return *_resize(image, mask, image_size), image.shape
+
+
+def _decode(path: str | os.PathLike) -> np.ndarray:
+    """Raw pixels of an image file, as stored (any depth and channel count)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise DataError(path, f"cannot read ({error.strerror or error})") from None
+    if data.size == 0:
+        raise DataError(path, "empty file (0 bytes)")
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.size == 0:
+        raise DataError(path, "not a readable image (corrupt, truncated or unsupported format)")
+    return pixels
+
+
+def _read_binary(path: str | os.PathLike) -> np.ndarray:
+    """A mask file as 2-D bool: any non-zero colour channel marks the lesion."""
+    pixels = _decode(path)
+    return pixels[..., :3].max(axis=2) > 0 if pixels.ndim == 3 else pixels > 0
+
+
+def _resize(image: np.ndarray, mask: np.ndarray, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    size = (image_size, image_size)
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+    return np.clip(image, 0.0, 1.0)[..., None], mask.astype(np.float32)[..., None]
+
+
+def _size(array: np.ndarray) -> str:
+    return f"{array.shape[0]}x{array.shape[1]}"

@@ -1,0 +1,38 @@
+"""Single-frame DICOM scans (the ``dicom`` extra): pixels and pixel spacing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rdanet_gan.errors import DataError
+
+
+def read_dicom(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """A single-frame DICOM as float32 gray in [0, 1], and its pixel spacing in mm (row, column) if known."""
+    try:
+        import pydicom
+    except ImportError:
+        raise DataError(path, "reading DICOM needs the dicom extra: pip install 'rdanet_gan[dicom]'") from None
+    try:
+        dataset = pydicom.dcmread(path)
+        pixels = dataset.pixel_array.astype(np.float32)
+    except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad files
+        raise DataError(path, f"not a readable DICOM file ({type(error).__name__})") from None
+    if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
+        pixels = pixels[..., :3].mean(axis=-1)
+    if pixels.ndim != 2:
+        raise DataError(path, f"only single-frame DICOM is supported (pixel array of shape {pixels.shape})")
+    low, high = float(pixels.min()), float(pixels.max())
+    image = (pixels - low) / (high - low) if high > low else np.zeros_like(pixels)
+    spacing = None
+    for tag in ("PixelSpacing", "ImagerPixelSpacing"):
+        if tag in dataset:
+            spacing = tuple(float(v) for v in dataset.get(tag))[:2]
+            break
+    if spacing is None and "SequenceOfUltrasoundRegions" in dataset:
+        region = dataset.SequenceOfUltrasoundRegions[0]
+        if "PhysicalDeltaY" in region and "PhysicalDeltaX" in region:  # in cm
+            spacing = (10.0 * float(region.PhysicalDeltaY), 10.0 * float(region.PhysicalDeltaX))
+    return image, spacing

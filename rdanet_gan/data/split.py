@@ -1,0 +1,147 @@
+"""Train / validation / test splits that are stratified and leakage-aware.
+
+A split names scans by ``case_id`` and is saved as JSON so that every model
+of a comparison sees the same test scans. Near-duplicate scans (see
+:mod:`rdanet_gan.data.duplicates`) always land on the same side, otherwise a
+test scan's copy in the training set would inflate the test scores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rdanet_gan.data.duplicates import (
+    DUPLICATE_THRESHOLD,
+    group_signatures,
+    read_signatures,
+)
+from rdanet_gan.data.records import Record, natural_key
+from rdanet_gan.errors import DataError
+from rdanet_gan.fileio import write_json
+
+SPLIT_KEYS = ("train", "validation", "test")
+
+
+def make_split(
+    records: Sequence[Record],
+    root: str | Path,
+    n_test: int = 57,
+    n_validation: int = 50,
+    seed: int = 0,
+    duplicate_threshold: float = DUPLICATE_THRESHOLD,
+    signatures: np.ndarray | None = None,
+) -> dict[str, list[str]]:
+    """Split ``records`` into exactly ``n_test`` test, ``n_validation`` validation and the rest train.
+
+    Each held-out set keeps the class proportions of the whole set, whole
+    near-duplicate groups stay on one side, and the result depends only on
+    the records (not their order) and ``seed``. The defaults are the paper's
+    BUSI counts (57 test, 50 validation). ``signatures`` (from
+    :func:`~rdanet_gan.data.duplicates.read_signatures`) saves decoding the
+    images again when they are already at hand.
+    """
+    root = Path(root).absolute()
+    for record in records:
+        if record.image != root / record.case_id:
+            raise DataError(record.image, f"not the scan '{record.case_id}' of the dataset folder {root}")
+    if n_test < 0 or n_validation < 0 or n_test + n_validation >= len(records):
+        raise DataError(
+            root,
+            f"cannot hold out {n_test} test + {n_validation} validation scans of {len(records)} and still train",
+        )
+    if signatures is None:
+        signatures = read_signatures(records)
+    case_ids = [record.case_id for record in records]
+    labels = [record.label for record in records]
+    units = _units(group_signatures(signatures, duplicate_threshold), case_ids)
+    rng = np.random.default_rng(seed)
+    units = [units[position] for position in rng.permutation(len(units))]
+    test = _fill(units, n_test, _label_targets(labels, n_test), labels)
+    units = [unit for unit in units if unit not in test]
+    validation = _fill(units, n_validation, _label_targets(labels, n_validation), labels)
+    train = {unit for unit in units if unit not in validation}
+    return {
+        key: sorted((case_ids[index] for unit in chosen for index in unit), key=natural_key)
+        for key, chosen in zip(SPLIT_KEYS, (train, validation, test))
+    }
+
+
+def save_split(split: dict[str, list[str]], path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Write ``split`` as JSON (refusing to replace a file unless ``overwrite``)."""
+    write_json(path, check_split(split, source=path), overwrite=overwrite)
+
+
+def load_split(path: str | os.PathLike) -> dict[str, list[str]]:
+    """Read a split written by :func:`save_split`, checking its structure."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(path, "no such split file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(path, f"cannot read the split file ({error})") from None
+    try:
+        split = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(path, f"not valid JSON ({error.msg} at line {error.lineno})") from None
+    return check_split(split, source=path)
+
+
+def check_split(split: object, source: str | os.PathLike = "split") -> dict[str, list[str]]:
+    """``split`` as a clean dict, or a DataError naming ``source`` and what is wrong."""
+    if not isinstance(split, dict) or set(split) != set(SPLIT_KEYS):
+        found = sorted(split) if isinstance(split, dict) else type(split).__name__
+        raise DataError(source, f"a split needs exactly the lists {', '.join(SPLIT_KEYS)} (found {found})")
+    seen: dict[str, str] = {}
+    for key in SPLIT_KEYS:
+        entries = split[key]
+        if not isinstance(entries, list) or not all(isinstance(entry, str) for entry in entries):
+            raise DataError(source, f"'{key}' must be a list of case ids (strings)")
+        for entry in entries:
+            if entry in seen:
+                raise DataError(source, f"'{entry}' is listed in both {seen[entry]} and {key}")
+            seen[entry] = key
+    return {key: list(split[key]) for key in SPLIT_KEYS}
+
+
+def _units(groups: list[list[int]], case_ids: list[str]) -> list[tuple[int, ...]]:
+    """Near-duplicate groups plus singletons, in an order that depends on the case ids only."""
+    grouped = {index for group in groups for index in group}
+    units = [tuple(group) for group in groups]
+    units += [(index,) for index in range(len(case_ids)) if index not in grouped]
+    return sorted(units, key=lambda unit: min(natural_key(case_ids[index]) for index in unit))
+
+
+def _label_targets(labels: list[str], total: int) -> Counter:
+    """How many scans of each label a set of ``total`` needs (largest remainder rounding)."""
+    counts = Counter(labels)
+    shares = {label: total * count / len(labels) for label, count in counts.items()}
+    targets = Counter({label: int(share) for label, share in shares.items()})
+    by_remainder = sorted(shares, key=lambda label: (shares[label] - targets[label], label), reverse=True)
+    for label in by_remainder[: total - sum(targets.values())]:
+        targets[label] += 1
+    return targets
+
+
+def _fill(
+    units: list[tuple[int, ...]], total: int, targets: Counter, labels: list[str]
+) -> set[tuple[int, ...]]:
+    """Take units in order until exactly ``total`` scans: first within the label targets, then any."""
+    chosen: set[tuple[int, ...]] = set()
+    taken: Counter = Counter()
+    for respect_labels in (True, False):
+        for unit in units:
+            room = total - taken.total()
+            needed = Counter(labels[index] for index in unit)
+            fits_labels = all(taken[label] + k <= targets[label] for label, k in needed.items())
+            if unit not in chosen and len(unit) <= room and (fits_labels or not respect_labels):
+                chosen.add(unit)
+                taken.update(needed)
+    if taken.total() != total:
+        raise DataError("split", f"near-duplicate groups are too large to hold out exactly {total} scans")
+    return chosen

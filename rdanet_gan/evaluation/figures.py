@@ -1,0 +1,169 @@
+"""Figures of a run, written to PNG files: training curves, overlays, Dice spread, Fig. 4 grid.
+
+Figures are built as ``matplotlib.figure.Figure`` objects, not through
+``pyplot``: they need no display and no global backend switch (a notebook's
+backend is left alone), and nothing stays open after saving. Every file is
+written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from skimage import measure
+
+from rdanet_gan.errors import DataError
+from rdanet_gan.fileio import atomic_path
+
+TRUTH_COLOUR = "lime"
+PREDICTION_COLOUR = "magenta"
+_NOT_PLOTTED = {"epoch", "lr", "learning_rate"}
+
+
+def plot_training_curves(log_csv: str | os.PathLike, out_png: str | os.PathLike) -> None:
+    """Loss terms (left) and metrics (right) per epoch from a Keras ``CSVLogger`` file.
+
+    Every column whose name contains "loss" goes left, training solid and
+    validation (``val_``) dashed; the validation metrics go right, or the
+    training metrics when the log has no validation columns.
+    """
+    epochs, columns = _read_log(log_csv)
+    losses = [name for name in columns if "loss" in name]
+    others = [name for name in columns if name not in losses]
+    metrics = [name for name in others if name.startswith("val_")] or others
+
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    loss_axes, metric_axes = figure.subplots(1, 2)
+    for axes, names, title in ((loss_axes, losses, "Loss"), (metric_axes, metrics, "Metrics")):
+        colours: dict[str, str] = {}  # a training column and its val_ column share a colour
+        for name in names:
+            colour = colours.setdefault(name.removeprefix("val_"), f"C{len(colours) % 10}")
+            style = "--" if name.startswith("val_") else "-"
+            axes.plot(epochs, columns[name], style, color=colour, marker=".", label=name)
+        axes.set(title=title, xlabel="epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if names:
+            axes.legend(fontsize="small")
+        axes.grid(alpha=0.3)
+    _save(figure, out_png)
+
+
+def plot_overlay(
+    image: np.ndarray,
+    truth: np.ndarray | None,
+    pred: np.ndarray,
+    out_png: str | os.PathLike,
+    title: str | None = None,
+) -> None:
+    """A scan in gray with the ground-truth and predicted lesion contours drawn on it.
+
+    ``truth`` may be None (a scan segmented without a ground truth): only the
+    prediction is drawn then.
+    """
+    outlines = [("ground truth", truth, TRUTH_COLOUR), ("prediction", pred, PREDICTION_COLOUR)]
+    outlines = [outline for outline in outlines if outline[1] is not None]
+    figure = Figure(figsize=(5, 5), layout="constrained")
+    axes = figure.subplots()
+    axes.imshow(_gray(image), cmap="gray")
+    for _, mask, colour in outlines:
+        for rows, cols in _contours(mask):
+            axes.plot(cols, rows, color=colour, linewidth=1.5)
+    handles = [Line2D([], [], color=colour, label=label) for label, _, colour in outlines]
+    axes.legend(handles=handles, loc="lower right", fontsize="small")
+    axes.set_axis_off()
+    if title:
+        axes.set_title(title)
+    _save(figure, out_png)
+
+
+def plot_dice_distribution(per_model: Mapping[str, Sequence[float]], out_png: str | os.PathLike) -> None:
+    """Per-image Dice of each model: a box plot with every image as a jittered point on top."""
+    names = list(per_model)
+    scores = [np.asarray(per_model[name], dtype=float) for name in names]
+    scores = [values[~np.isnan(values)] for values in scores]
+    jitter = np.random.default_rng(0)
+
+    figure = Figure(figsize=(1.8 * len(names) + 2, 4), layout="constrained")
+    axes = figure.subplots()
+    axes.boxplot(scores, showfliers=False)
+    axes.set_xticks(range(1, len(names) + 1), names)
+    for position, values in enumerate(scores, start=1):
+        offsets = jitter.uniform(-0.15, 0.15, size=values.size)
+        axes.scatter(position + offsets, values, s=10, alpha=0.6, zorder=3)
+    axes.set(ylabel="Dice per image", ylim=(-0.02, 1.02))
+    axes.grid(axis="y", alpha=0.3)
+    _save(figure, out_png)
+
+
+def plot_comparison_grid(
+    images: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray],
+    preds_by_model: Mapping[str, Sequence[np.ndarray]],
+    out_png: str | os.PathLike,
+) -> None:
+    """Rows of scans; columns: scan, ground truth, then each model's mask (like the paper's Fig. 4)."""
+    counts = {len(images), len(truths), *(len(preds) for preds in preds_by_model.values())}
+    if len(counts) != 1 or not images:
+        raise ValueError(f"need the same non-zero number of scans, truths and predictions per model, got {counts}")
+    titles = ["scan", "ground truth", *preds_by_model]
+    figure = Figure(figsize=(2 * len(titles), 2 * len(images)), layout="constrained")
+    grid = figure.subplots(len(images), len(titles), squeeze=False)
+    for row, (image, truth) in enumerate(zip(images, truths, strict=True)):
+        grid[row, 0].imshow(_gray(image), cmap="gray")
+        masks = [truth, *(preds[row] for preds in preds_by_model.values())]
+        for col, mask in enumerate(masks, start=1):
+            grid[row, col].imshow(np.squeeze(np.asarray(mask, dtype=float)), cmap="gray", vmin=0, vmax=1)
+        for axes in grid[row]:
+            axes.set_axis_off()
+    for col, title in enumerate(titles):
+        grid[0, col].set_title(title, fontsize="medium")
+    _save(figure, out_png)
+
+
+def _read_log(log_csv: str | os.PathLike) -> tuple[list[float], dict[str, list[float]]]:
+    """Epochs and the plottable columns of a CSVLogger file ("NA" and blanks read as NaN)."""
+    try:
+        with open(log_csv, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise DataError(log_csv, f"cannot read training log: {error.strerror}") from None
+    if not rows:
+        raise DataError(log_csv, "training log has no epochs")
+    if "epoch" not in rows[0]:
+        raise DataError(log_csv, "training log has no 'epoch' column (expected a Keras CSVLogger file)")
+    names = [name for name in rows[0] if name not in _NOT_PLOTTED]
+    epochs = [_number(row["epoch"]) for row in rows]
+    return epochs, {name: [_number(row[name]) for row in rows] for name in names}
+
+
+def _number(text: str | None) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    """A 2-D gray view of an (H, W), (H, W, 1) or (H, W, 3) scan."""
+    image = np.asarray(image, dtype=float)
+    if image.ndim == 3:
+        image = image.mean(axis=-1)
+    return image
+
+
+def _contours(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, cols) of each closed lesion outline; a lesion touching the border is closed along it."""
+    padded = np.pad(np.squeeze(np.asarray(mask, dtype=float)), 1)
+    return [(contour[:, 0] - 1, contour[:, 1] - 1) for contour in measure.find_contours(padded, 0.5)]
+
+
+def _save(figure: Figure, out_png: str | os.PathLike) -> None:
+    with atomic_path(out_png) as tmp:
+        figure.savefig(tmp, dpi=120)

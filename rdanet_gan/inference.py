@@ -1,0 +1,50 @@
+"""Segment scans of any size with a trained segmenter and write the masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import keras
+import numpy as np
+
+from rdanet_gan.data import read_image
+from rdanet_gan.data.dicom import read_dicom
+from rdanet_gan.errors import DataError
+from rdanet_gan.evaluation.metrics import binarize
+from rdanet_gan.evaluation.scoring import resize_to
+from rdanet_gan.fileio import atomic_path
+
+
+def read_scan(path: str | Path) -> np.ndarray:
+    """A scan as float32 gray in [0, 1] at its own size (DICOM by its ``.dcm`` suffix)."""
+    path = Path(path)
+    if path.suffix.lower() == ".dcm":
+        return read_dicom(path)[0]
+    return read_image(path)
+
+
+def predict_probability(model: keras.Model, image: np.ndarray) -> np.ndarray:
+    """The lesion probability map of one 2-D scan, at the scan's own size.
+
+    The scan is area-resized to the network's input (as in training), and the
+    map is resized back bilinearly.
+    """
+    height, width = model.input_shape[1:3]
+    small = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    probability = keras.ops.convert_to_numpy(model(small[None, ..., None], training=False))[0, ..., 0]
+    return resize_to(probability, image.shape)
+
+
+def segment_image(model: keras.Model, image: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """The binary lesion mask of one 2-D scan, at the scan's own size."""
+    return binarize(predict_probability(model, image), threshold)
+
+
+def write_mask(mask: np.ndarray, path: str | Path, overwrite: bool = False) -> None:
+    """Write a binary mask as an 8-bit PNG (0 background, 255 lesion), atomically."""
+    ok, encoded = cv2.imencode(".png", np.where(mask, 255, 0).astype(np.uint8))
+    if not ok:
+        raise DataError(path, "could not encode the mask as PNG")
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_bytes(encoded.tobytes())

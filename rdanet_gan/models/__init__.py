@@ -1,0 +1,42 @@
+"""The four networks of the comparison: RDAU-Net (generator), its critic, U-Net and SegNet.
+
+Importing this package registers the custom layers, so saved ``.keras``
+models load with ``keras.models.load_model(path)`` in safe mode.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from rdanet_gan.models.complexity import count_flops
+from rdanet_gan.models.critic import build_critic
+from rdanet_gan.models.rdau_net import build_rdau_net
+from rdanet_gan.models.segnet import PoolingSwitches, build_segnet
+from rdanet_gan.models.unet import build_unet
+
+BUILDERS = {
+    "rdau-net": build_rdau_net,
+    "unet": build_unet,
+    "segnet": build_segnet,
+    "critic": build_critic,
+}
+"""Model name → builder; the names the command line and configuration files use."""
+
+
+def build_model(name: str, **options) -> keras.Model:
+    """Build the network called ``name`` with the builder's keyword ``options``."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(BUILDERS)}")
+    return BUILDERS[name](**options)
+
+
+__all__ = [
+    "BUILDERS",
+    "PoolingSwitches",
+    "build_critic",
+    "build_model",
+    "build_rdau_net",
+    "build_segnet",
+    "build_unet",
+    "count_flops",
+]

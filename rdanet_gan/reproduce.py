@@ -1,0 +1,74 @@
+"""Reproduce Table 1: train the four models on one split, evaluate them on its test images.
+
+``reproduce`` is resumable: rerun it with the same output folder and every
+finished model is kept, an interrupted one continues from its last epoch.
+RDA-Net-GAN's generator starts from the trained RDAU-Net, as in the paper.
+Each model is evaluated at its best validation Dice (``best.keras``): model
+selection uses the validation split only; the test split is read once per model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from rdanet_gan.data import DataSplits, prepare_data, save_split
+from rdanet_gan.evaluation.evaluate import evaluate_model
+from rdanet_gan.evaluation.figures import plot_comparison_grid, plot_dice_distribution
+from rdanet_gan.evaluation.report import table1_csv, table1_markdown
+from rdanet_gan.evaluation.scoring import Evaluation
+from rdanet_gan.fileio import write_text
+from rdanet_gan.modelfiles import load_segmenter
+from rdanet_gan.training.trainer import TrainConfig, train
+
+# Training order (the GAN needs the trained RDAU-Net) and the paper's row names.
+TABLE1_MODELS = {"rdau-net": "RDAU-NET", "rdanet-gan": "RDA-NET-GAN", "unet": "U-Net", "segnet": "SegNet"}
+FIGURE_SCANS = 4
+
+
+def _finished(run_dir: Path, epochs: int) -> bool:
+    summary = run_dir / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["epochs"] >= epochs
+
+
+def train_and_evaluate(config: TrainConfig, run_dir: Path, data: DataSplits, verbose: int | str = "auto") -> Evaluation:
+    """Train one model unless its run is finished, then score its best checkpoint on the test split."""
+    if not _finished(run_dir, config.epochs):
+        train(config, run_dir, resume=(run_dir / "config.json").exists(), data=data, verbose=verbose)
+    evaluation = evaluate_model(load_segmenter(run_dir / "best.keras"), data.test, batch_size=config.batch_size)
+    evaluation.write_csv(run_dir / "evaluation" / "per_image.csv")
+    evaluation.write_json(run_dir / "evaluation" / "summary.json")
+    return evaluation
+
+
+def reproduce(base: TrainConfig, out: str | Path, verbose: int | str = "auto") -> str:
+    """Train and evaluate the four models of Table 1 into ``out``; return the table as Markdown.
+
+    ``base`` gives the shared settings (data, split, epochs, batch size, image
+    size, width, seed, precision); its ``model`` is ignored.
+    """
+    out = Path(out)
+    split_path = out / "split.json"
+    split = str(split_path) if split_path.exists() else base.split
+    data = prepare_data(base.data, split, image_size=base.image_size, seed=base.seed, verbose=bool(verbose))
+    if not split_path.exists():
+        save_split(data.split, split_path)
+
+    results: dict[str, Evaluation] = {}
+    for model, row_name in TABLE1_MODELS.items():
+        init = str(out / "rdau-net" / "best.keras") if model == "rdanet-gan" else None
+        config = dataclasses.replace(base, model=model, split=str(split_path), init_generator=init)
+        results[row_name] = train_and_evaluate(config, out / model, data, verbose)
+
+    table = table1_markdown(results)
+    write_text(out / "table1.md", table)
+    write_text(out / "table1.csv", table1_csv(results))
+    plot_dice_distribution({name: [row["dice"] for row in e.per_image] for name, e in results.items()}, out / "dice_distribution.png")
+    images = data.test.images[:FIGURE_SCANS]
+    masks = {
+        name: list(load_segmenter(out / model / "best.keras").predict(images, verbose=0)[..., 0] > 0.5)
+        for model, name in TABLE1_MODELS.items()
+    }
+    plot_comparison_grid(list(images[..., 0]), list(data.test.masks[: len(images), ..., 0]), masks, out / "fig4_comparison.png")
+    return table

@@ -1,0 +1,31 @@
+"""Training: the GAN of Algorithm 1, losses, callbacks, precision, and the ``train`` entry point."""
+
+from rdanet_gan.training.callbacks import (
+    BestModelCheckpoint,
+    EpochSeed,
+    MetricsLogger,
+    StopOnNonFinite,
+    TrainingDivergedError,
+)
+from rdanet_gan.training.gan import RDANetGAN
+from rdanet_gan.training.losses import DiceBCELoss, gradient_penalty
+from rdanet_gan.training.precision import resolve_jit, resolve_precision, set_precision
+from rdanet_gan.training.trainer import MODELS, TrainConfig, TrainResult, train
+
+__all__ = [
+    "MODELS",
+    "BestModelCheckpoint",
+    "DiceBCELoss",
+    "EpochSeed",
+    "MetricsLogger",
+    "RDANetGAN",
+    "StopOnNonFinite",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDivergedError",
+    "gradient_penalty",
+    "resolve_jit",
+    "resolve_precision",
+    "set_precision",
+    "train",
+]

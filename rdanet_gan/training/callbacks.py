@@ -1,0 +1,130 @@
+"""Training callbacks: per-epoch metric logs, best checkpoint, divergence guard, epoch seed.
+
+Each writes atomically and survives a resume: a run killed at any moment and
+restarted by ``BackupAndRestore`` keeps one row per epoch and its best model.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+
+from rdanet_gan.errors import RdanetError
+from rdanet_gan.fileio import atomic_path, write_json, write_text
+
+
+class TrainingDivergedError(RdanetError):
+    """A loss term became NaN or infinite; the last good checkpoint is kept."""
+
+
+class EpochSeed(keras.callbacks.Callback):
+    """Set a ``tf.Variable`` to the epoch number before each epoch's data is drawn.
+
+    The training pipeline derives its shuffle order and augmentation from
+    (seed, epoch), so a resumed run sees exactly the batches of an uninterrupted one.
+    """
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
+
+
+class MetricsLogger(keras.callbacks.Callback):
+    """Write every epoch's logs (losses, validation metrics, seconds) to CSV and JSON.
+
+    Rows are keyed by epoch, so an epoch re-run after a resume replaces its row
+    instead of duplicating it.
+    """
+
+    def __init__(self, csv_path: str | Path, json_path: str | Path):
+        super().__init__()
+        self.csv_path = Path(csv_path)
+        self.json_path = Path(json_path)
+        self.rows: dict[int, dict] = {}
+        self.started = 0.0
+        if self.json_path.exists():
+            self.rows = {row["epoch"]: row for row in json.loads(self.json_path.read_text())}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = round(time.perf_counter() - self.started, 2)
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}, "seconds": seconds}
+        self.rows = {e: r for e, r in self.rows.items() if e <= epoch} | {epoch + 1: row}
+        ordered = [self.rows[e] for e in sorted(self.rows)]
+        write_json(self.json_path, ordered)
+        columns = list(dict.fromkeys(key for r in ordered for key in r))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(ordered)
+        write_text(self.csv_path, buffer.getvalue())
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Save the segmentation network whenever ``monitor`` improves (default: highest ``val_dice``).
+
+    ``extract`` picks what to save from the trained model (the generator of a
+    GAN); the best value so far is kept beside the file so a resumed run does
+    not overwrite a better model with a worse one.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        monitor: str = "val_dice",
+        extract: Callable[[keras.Model], keras.Model] | None = None,
+    ):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.extract = extract or (lambda model: model)
+        self.state_path = self.path.with_suffix(".json")
+        self.best = -math.inf
+        if self.state_path.exists():
+            self.best = json.loads(self.state_path.read_text())["best"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value) or value <= self.best:
+            return
+        self.best = float(value)
+        with atomic_path(self.path) as tmp:
+            self.extract(self.model).save(tmp)
+        write_json(self.state_path, {"monitor": self.monitor, "best": self.best, "epoch": epoch + 1})
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Abort at the first NaN or infinite loss term, before anything is saved.
+
+    Raising (rather than setting ``stop_training``) keeps ``BackupAndRestore``
+    and the checkpoints at the last good epoch.
+    """
+
+    def __init__(self, terms: tuple[str, ...] = ("loss", "d_loss", "g_loss", "gp", "adv_loss", "seg_loss")):
+        super().__init__()
+        self.terms = terms
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for term in self.terms:
+            value = (logs or {}).get(term)
+            if value is not None and not math.isfinite(float(value)):
+                raise TrainingDivergedError(
+                    f"epoch {self.epoch + 1}, step {batch + 1}: loss term {term!r} became {float(value)}; "
+                    "stopped, the last good checkpoint is kept"
+                )

@@ -1,0 +1,248 @@
+"""RDA-Net-GAN: an RDAU-Net generator trained against a Wasserstein critic (Algorithm 1).
+
+Algorithm 1 of the paper alternates, in every epoch, sigma = |X| / n critic
+steps with the generator frozen, then sigma generator steps with the critic
+frozen. Here one Keras epoch *is* one epoch of Algorithm 1: with the default
+``schedule="epoch"``, :meth:`RDANetGAN.fit` repeats the training set twice per
+Keras epoch, so that the first pass (sigma batches) trains the critic and the
+second pass trains the generator. ``schedule="interleaved"`` instead runs
+``n_critic`` critic steps, then one generator step, over and over (the usual
+WGAN-GP recipe). Either way the phase of a step is derived from a step counter
+that is saved with the model, so a resumed run picks up the cycle where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from rdanet_gan.evaluation.keras_metrics import segmentation_metrics
+from rdanet_gan.training.losses import (
+    DiceBCELoss,
+    critic_wasserstein_loss,
+    generator_adversarial_loss,
+    gradient_penalty,
+)
+
+SCHEDULES = ("epoch", "interleaved")
+
+
+def _scale_for_replicas(loss: tf.Tensor) -> tf.Tensor:
+    """Per-replica mean -> share of the global-batch mean (gradients are summed over replicas)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss
+
+
+@keras.saving.register_keras_serializable(package="rdanet_gan")
+class RDANetGAN(keras.Model):
+    """A segmentation GAN: ``generator(image) -> mask``, ``critic(concat(image, mask)) -> score``.
+
+    ``fit`` trains both players; ``evaluate`` and ``predict`` use the generator
+    alone in inference mode, so validation metrics are what a user of the saved
+    generator gets.
+    """
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        critic: keras.Model,
+        schedule: str = "epoch",
+        n_critic: int = 5,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+        self.generator = generator
+        self.critic = critic
+        self.schedule = schedule
+        self.n_critic = int(n_critic)
+        self.seed = int(seed)
+        # Train steps taken so far, and the cycle: critic steps then generator steps.
+        self.step_counter = keras.Variable(
+            0, dtype="int64", trainable=False, name="step_counter", aggregation="only_first_replica"
+        )
+        self.critic_steps = keras.Variable(self.n_critic, dtype="int64", trainable=False, name="critic_steps")
+        self.generator_steps = keras.Variable(1, dtype="int64", trainable=False, name="generator_steps")
+        self.built = True  # both players are built functional models
+
+    def call(self, images, training=False):
+        return self.generator(images, training=training)
+
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer | None = None,
+        d_optimizer: keras.optimizers.Optimizer | None = None,
+        segmentation_loss: keras.losses.Loss | None = None,
+        adversarial_weight: float = 0.01,
+        segmentation_weight: float = 1.0,
+        gp_weight: float = 10.0,
+        clip_value: float | None = None,
+        threshold: float = 0.5,
+        **kwargs,
+    ):
+        """Set both optimizers (Adam 1e-4 by default) and the loss weights.
+
+        Generator loss: ``adversarial_weight * -E[D(G(x))] + segmentation_weight * seg_loss``.
+        Critic loss: ``E[D(fake)] - E[D(real)] + gp_weight * GP``; with
+        ``clip_value`` the critic's weights are clipped to ``[-c, c]`` after each
+        step (the original WGAN), which is usually combined with ``gp_weight=0``.
+        """
+        super().compile(optimizer=None, **kwargs)  # the two optimizers below do the work
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-4)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(1e-4)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            self.g_optimizer = _loss_scaled(self.g_optimizer)
+            self.d_optimizer = _loss_scaled(self.d_optimizer)
+        # Both optimizers get their slots now: BackupAndRestore and load_model
+        # restore only variables that already exist.
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.critic.trainable_variables)
+        self.segmentation_loss = segmentation_loss or DiceBCELoss()
+        self.adversarial_weight = float(adversarial_weight)
+        self.segmentation_weight = float(segmentation_weight)
+        self.gp_weight = float(gp_weight)
+        self.clip_value = None if clip_value is None else float(clip_value)
+        self.threshold = float(threshold)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("d_loss", "wasserstein", "gp", "g_loss", "adv_loss", "seg_loss")
+        }
+        self.segmentation_metrics = segmentation_metrics(threshold)
+
+    @property
+    def metrics(self):
+        return [*self.trackers.values(), *self.segmentation_metrics]
+
+    # ------------------------------------------------------------------ training
+    def fit(self, x=None, *args, **kwargs):
+        """Keras ``fit``; with ``schedule="epoch"`` one Keras epoch is one epoch of Algorithm 1.
+
+        ``x`` must then be a finite, batched ``tf.data.Dataset`` of (image, mask):
+        its sigma batches are run twice per epoch, first by the critic, then by
+        the generator.
+        """
+        if self.schedule == "epoch":
+            sigma = int(x.cardinality()) if isinstance(x, tf.data.Dataset) else -1
+            if sigma <= 0:
+                raise ValueError('schedule="epoch" needs a finite, batched tf.data.Dataset for x')
+            self.critic_steps.assign(sigma)
+            self.generator_steps.assign(sigma)
+            x = x.repeat(2)
+        else:
+            self.critic_steps.assign(self.n_critic)
+            self.generator_steps.assign(1)
+        return super().fit(x, *args, **kwargs)
+
+    def is_critic_step(self) -> tf.Tensor:
+        """Whether the next train step belongs to the critic phase of the cycle."""
+        cycle = self.critic_steps + self.generator_steps
+        return ops.less(ops.mod(self.step_counter, cycle), self.critic_steps)
+
+    def train_step(self, data):
+        images, masks = data
+        critic_phase = self.is_critic_step()
+        tf.cond(critic_phase, lambda: self._critic_step(images, masks), lambda: self._generator_step(images, masks))
+        self.step_counter.assign_add(1)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _critic_step(self, images, masks):
+        # The generator runs in inference mode: no weight nor BatchNorm statistic of it moves.
+        fake_masks = self.generator(images, training=False)
+        real = ops.concatenate([images, ops.cast(masks, images.dtype)], axis=-1)
+        fake = ops.concatenate([images, ops.cast(fake_masks, images.dtype)], axis=-1)
+        # Stateless draw keyed on (seed, step): a resumed run draws what an uninterrupted one would.
+        alpha = tf.random.stateless_uniform(
+            (tf.shape(images)[0], 1, 1, 1), seed=tf.stack([tf.constant(self.seed, tf.int64), self.step_counter.value])
+        )
+        with tf.GradientTape() as tape:
+            real_scores = self.critic(real, training=True)
+            fake_scores = self.critic(fake, training=True)
+            wasserstein = critic_wasserstein_loss(real_scores, fake_scores)
+            gp = gradient_penalty(self.critic, real, fake, alpha) if self.gp_weight else ops.zeros(())
+            d_loss = wasserstein + self.gp_weight * gp
+            scaled = self.d_optimizer.scale_loss(_scale_for_replicas(d_loss))
+        variables = self.critic.trainable_variables
+        self.d_optimizer.apply(tape.gradient(scaled, variables), variables)
+        if self.clip_value is not None:
+            for v in variables:
+                v.assign(ops.clip(v, -self.clip_value, self.clip_value))
+        self.trackers["d_loss"].update_state(d_loss)
+        self.trackers["wasserstein"].update_state(-wasserstein)
+        self.trackers["gp"].update_state(gp)
+        return ops.zeros(())
+
+    def _generator_step(self, images, masks):
+        with tf.GradientTape() as tape:
+            fake_masks = self.generator(images, training=True)
+            fake = ops.concatenate([images, ops.cast(fake_masks, images.dtype)], axis=-1)
+            adv_loss = generator_adversarial_loss(self.critic(fake, training=False))
+            seg_loss = self.segmentation_loss(masks, fake_masks)
+            g_loss = self.adversarial_weight * adv_loss + self.segmentation_weight * seg_loss
+            scaled = self.g_optimizer.scale_loss(_scale_for_replicas(g_loss))
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(scaled, variables), variables)
+        self.trackers["g_loss"].update_state(g_loss)
+        self.trackers["adv_loss"].update_state(adv_loss)
+        self.trackers["seg_loss"].update_state(seg_loss)
+        for metric in self.segmentation_metrics:
+            metric.update_state(masks, fake_masks)
+        return ops.zeros(())
+
+    def test_step(self, data):
+        images, masks = data
+        predictions = self.generator(images, training=False)
+        self.trackers["seg_loss"].update_state(self.segmentation_loss(masks, predictions))
+        for metric in self.segmentation_metrics:
+            metric.update_state(masks, predictions)
+        return {m.name: m.result() for m in [self.trackers["seg_loss"], *self.segmentation_metrics]}
+
+    def predict_step(self, data):
+        images = data[0] if isinstance(data, (tuple, list)) else data
+        return self.generator(images, training=False)
+
+    # ------------------------------------------------------------------ saving
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "critic": keras.saving.serialize_keras_object(self.critic),
+            "schedule": self.schedule,
+            "n_critic": self.n_critic,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> RDANetGAN:
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        config["critic"] = keras.saving.deserialize_keras_object(config["critic"])
+        return cls(**config)
+
+    def get_compile_config(self) -> dict:
+        return {
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "segmentation_loss": keras.saving.serialize_keras_object(self.segmentation_loss),
+            "adversarial_weight": self.adversarial_weight,
+            "segmentation_weight": self.segmentation_weight,
+            "gp_weight": self.gp_weight,
+            "clip_value": self.clip_value,
+            "threshold": self.threshold,
+        }
+
+    def compile_from_config(self, config: dict) -> None:
+        config = dict(config)
+        for key in ("g_optimizer", "d_optimizer", "segmentation_loss"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        self.compile(**config)
+
+
+def _loss_scaled(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+

@@ -1,0 +1,268 @@
+"""One entry point that trains any of the four models into a resumable run directory.
+
+A run directory holds::
+
+    config.json      the settings (and the machine, TF version, precision used)
+    split.json       the exact split the model saw
+    log.csv, log.json  one row per epoch: loss terms, validation metrics, seconds
+    backup/          BackupAndRestore state (weights, both optimizers, epoch)
+    best.keras       the segmenter at its best validation Dice (generator only for the GAN)
+    final.keras      the segmenter after the last epoch, stored in float32
+    gan.keras        (GAN only) the whole GAN with its optimizers, to continue training
+    summary.json     training time and the inference- vs training-mode check
+    curves.png       the training curves
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rdanet_gan.data import Augmentation, DataSplits, make_dataset, prepare_data, save_split
+from rdanet_gan.errors import RdanetError
+from rdanet_gan.evaluation.figures import plot_training_curves
+from rdanet_gan.evaluation.keras_metrics import segmentation_metrics
+from rdanet_gan.evaluation.metrics import dice
+from rdanet_gan.fileio import atomic_path, write_json
+from rdanet_gan.modelfiles import load_segmenter
+from rdanet_gan.models import build_model
+from rdanet_gan.training.callbacks import BestModelCheckpoint, EpochSeed, MetricsLogger, StopOnNonFinite
+from rdanet_gan.training.gan import RDANetGAN
+from rdanet_gan.training.losses import DiceBCELoss
+from rdanet_gan.training.precision import resolve_jit, set_precision
+
+MODELS = ("rdanet-gan", "rdau-net", "unet", "segnet")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved as the run's ``config.json``.
+
+    Defaults are the paper's (128x128, batch 32, Adam 1e-4, 50 epochs) except
+    ``bn_momentum`` (0.9, not Keras's 0.99: see ``rdanet_gan.models``).
+    """
+
+    model: str = "rdanet-gan"
+    data: str = "phantom"
+    split: str | None = None
+    epochs: int = 50
+    batch_size: int = 32
+    image_size: int = 128
+    base_width: int | None = None
+    learning_rate: float = 1e-4
+    seed: int = 0
+    precision: str = "auto"
+    jit: str = "auto"
+    bn_momentum: float = 0.9
+    augment: bool = True
+    init_generator: str | None = None
+    schedule: str = "epoch"
+    n_critic: int = 5
+    adversarial_weight: float = 0.01
+    segmentation_weight: float = 1.0
+    gp_weight: float = 10.0
+    clip_value: float | None = None
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        settings = json.loads(Path(path).read_text())["settings"]
+        return cls(**{f.name: settings[f.name] for f in dataclasses.fields(cls) if f.name in settings})
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    history: list[dict]
+    final_model: Path
+
+
+def segmenter_name(model: str) -> str:
+    """The segmentation network behind a model name (the GAN's generator is an RDAU-Net)."""
+    return "rdau-net" if model == "rdanet-gan" else model
+
+
+def build_segmenter(config: TrainConfig) -> keras.Model:
+    """The segmentation network of ``config`` at its input size and width."""
+    options: dict = {"input_shape": (config.image_size, config.image_size, 1), "bn_momentum": config.bn_momentum}
+    if config.base_width:
+        options["base_width"] = config.base_width
+    return build_model(segmenter_name(config.model), **options)
+
+
+def build_critic(config: TrainConfig) -> keras.Model:
+    options: dict = {"input_shape": (config.image_size, config.image_size, 2)}
+    if config.base_width:
+        options["base_width"] = config.base_width
+    return build_model("critic", **options)
+
+
+def build_trainable(config: TrainConfig, jit_compile: bool) -> tuple[keras.Model, keras.Model]:
+    """The compiled model to ``fit``, and the segmenter inside it."""
+    if config.model != "rdanet-gan":
+        segmenter = build_segmenter(config)
+        segmenter.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            loss=DiceBCELoss(),
+            metrics=segmentation_metrics(),
+            jit_compile=jit_compile,
+        )
+        return segmenter, segmenter
+    generator = build_segmenter(config)
+    if config.init_generator:
+        generator.set_weights(load_segmenter(config.init_generator).get_weights())
+    gan = RDANetGAN(generator, build_critic(config), schedule=config.schedule, n_critic=config.n_critic, seed=config.seed)
+    gan.compile(
+        g_optimizer=keras.optimizers.Adam(config.learning_rate),
+        d_optimizer=keras.optimizers.Adam(config.learning_rate),
+        adversarial_weight=config.adversarial_weight,
+        segmentation_weight=config.segmentation_weight,
+        gp_weight=config.gp_weight,
+        clip_value=config.clip_value,
+        jit_compile=jit_compile,
+    )
+    return gan, generator
+
+
+def float32_copy(segmenter: keras.Model, config: TrainConfig) -> keras.Model:
+    """The segmenter rebuilt under the float32 policy, so saved files do not depend on training precision."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = build_segmenter(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(segmenter.get_weights())
+    return copy
+
+
+def mode_agreement(segmenter: keras.Model, images: np.ndarray, masks: np.ndarray, batch_size: int) -> dict:
+    """Validation Dice in inference mode and with batch statistics (training mode).
+
+    A large gap means the BatchNorm moving statistics do not describe the data
+    (the trap of momentum 0.99 with few steps per epoch). The check runs on a
+    throw-away copy, because a training-mode call moves the statistics.
+    """
+    probe = keras.models.clone_model(segmenter)
+    probe.set_weights(segmenter.get_weights())
+    inference = probe.predict(images, batch_size=batch_size, verbose=0)
+    training = np.concatenate(
+        [keras.ops.convert_to_numpy(probe(images[i : i + batch_size], training=True)) for i in range(0, len(images), batch_size)]
+    )
+    return {
+        "val_dice_inference_mode": float(dice(inference > 0.5, masks > 0.5)),
+        "val_dice_training_mode": float(dice(training > 0.5, masks > 0.5)),
+    }
+
+
+def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> TrainConfig:
+    config_path = run_dir / "config.json"
+    if config_path.exists():
+        if not resume:
+            raise RdanetError(f"{run_dir}: holds a run already; pass --resume to continue it, or choose another --out")
+        stored = TrainConfig.from_json(config_path)
+        return dataclasses.replace(stored, epochs=config.epochs)  # a resume may extend the run
+    if resume:
+        raise RdanetError(f"{run_dir}: no run to resume (no config.json)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def _machine() -> dict:
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text(errors="replace").splitlines() if cpuinfo.exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    gpus = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in tf.config.list_physical_devices("GPU")]
+    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__}
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
+    data: DataSplits | None = None,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> TrainResult:
+    """Train ``config.model`` into ``run_dir``; with ``resume=True`` continue an interrupted run.
+
+    ``strategy`` (e.g. ``tf.distribute.MirroredStrategy()``) distributes the
+    batches over devices; ``data`` skips loading when the arrays are at hand;
+    ``callbacks`` run after the run's own (logging, backup, checkpoint).
+    """
+    run_dir = Path(run_dir)
+    config = _prepare_run_dir(run_dir, config, resume)
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+    policy = set_precision(config.precision)
+    jit_compile = resolve_jit(config.jit)
+
+    split_path = run_dir / "split.json"
+    if data is None:
+        split = str(split_path) if split_path.exists() else config.split
+        data = prepare_data(config.data, split, image_size=config.image_size, seed=config.seed, verbose=bool(verbose))
+    if not split_path.exists():
+        save_split(data.split, split_path)
+    write_json(
+        run_dir / "config.json",
+        {"settings": dataclasses.asdict(config), "precision_policy": policy, "jit_compile": jit_compile, "machine": _machine()},
+    )
+
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    augmentation = Augmentation() if config.augment else Augmentation(False, False, False, False)
+    train_ds = make_dataset(
+        data.train.images, data.train.masks, config.batch_size, training=True, augmentation=augmentation, seed=config.seed, epoch=epoch
+    )
+    val_ds = make_dataset(data.validation.images, data.validation.masks, config.batch_size)
+
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model, segmenter = build_trainable(config, jit_compile)
+
+    logger = MetricsLogger(run_dir / "log.csv", run_dir / "log.json")
+    run_callbacks = [
+        EpochSeed(epoch),
+        StopOnNonFinite(),
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
+        logger,
+        BestModelCheckpoint(run_dir / "best.keras", extract=lambda _: float32_copy(segmenter, config)),
+        *(callbacks or []),
+    ]
+    started = time.perf_counter()
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose)
+    seconds = time.perf_counter() - started
+
+    final = float32_copy(segmenter, config)
+    with atomic_path(run_dir / "final.keras") as tmp:
+        final.save(tmp)
+    if isinstance(model, RDANetGAN):
+        with atomic_path(run_dir / "gan.keras") as tmp:
+            model.save(tmp)
+    history = logger.rows
+    write_json(
+        run_dir / "summary.json",
+        {
+            "model": config.model,
+            "epochs": config.epochs,
+            "seconds_this_session": round(seconds, 1),
+            "seconds_total": round(sum(row.get("seconds", 0.0) for row in history.values()), 1),
+            **mode_agreement(final, data.validation.images, data.validation.masks, config.batch_size),
+        },
+    )
+    plot_training_curves(run_dir / "log.csv", run_dir / "curves.png")
+    return TrainResult(run_dir, [history[e] for e in sorted(history)], run_dir / "final.keras")

@@ -1,0 +1,110 @@
+"""The ``train`` entry point: run directory, resume, reproducibility, divergence guard."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from rdanet_gan.data import prepare_data
+from rdanet_gan.errors import RdanetError
+from rdanet_gan.modelfiles import load_segmenter
+from rdanet_gan.training import TrainConfig, TrainingDivergedError, train
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def phantoms():
+    return prepare_data("phantom", image_size=SIZE, seed=0)
+
+
+def tiny(model: str = "rdanet-gan", epochs: int = 3, **overrides) -> TrainConfig:
+    settings = {"model": model, "data": "phantom", "epochs": epochs, "batch_size": 8, "image_size": SIZE, "base_width": 4}
+    return TrainConfig(**{**settings, "seed": 3, **overrides})
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulate a crash in the middle of an epoch (after that epoch's first step)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+        self.current = -1
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch:
+            raise KeyboardInterrupt
+
+
+def weights_of(path) -> list[np.ndarray]:
+    return load_segmenter(path).get_weights()
+
+
+@pytest.mark.parametrize("model", ["rdanet-gan", "unet"])
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, phantoms, model):
+    straight = train(tiny(model), tmp_path / "straight", data=phantoms, verbose=0)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(model), tmp_path / "resumed", data=phantoms, verbose=0, callbacks=[Interrupt(epoch=1)])
+    assert not (tmp_path / "resumed" / "final.keras").exists()
+    resumed = train(tiny(model), tmp_path / "resumed", resume=True, data=phantoms, verbose=0)
+
+    for a, b in zip(weights_of(straight.final_model), weights_of(resumed.final_model)):
+        np.testing.assert_array_equal(a, b)
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    if model == "rdanet-gan":  # both optimizers' states survived the resume
+        gan_straight = keras.models.load_model(straight.run_dir / "gan.keras")
+        gan_resumed = keras.models.load_model(resumed.run_dir / "gan.keras")
+        assert int(gan_resumed.d_optimizer.iterations) == int(gan_straight.d_optimizer.iterations) > 0
+        assert int(gan_resumed.g_optimizer.iterations) == int(gan_straight.g_optimizer.iterations) > 0
+
+
+def test_run_directory_contents(tmp_path, phantoms):
+    result = train(tiny("rdanet-gan", epochs=2), tmp_path / "run", data=phantoms, verbose=0)
+    names = {p.name for p in result.run_dir.iterdir()}
+    expected = {"config.json", "split.json", "log.csv", "log.json", "best.keras", "final.keras", "gan.keras"}
+    assert expected | {"summary.json", "curves.png", "backup"} <= names
+    config = json.loads((result.run_dir / "config.json").read_text())
+    assert config["settings"]["model"] == "rdanet-gan" and config["precision_policy"] == "float32"
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert 0.0 <= summary["val_dice_inference_mode"] <= 1.0
+    assert {"val_dice", "d_loss", "g_loss", "seconds"} <= set(result.history[-1])
+    final = keras.models.load_model(result.final_model, safe_mode=True)
+    assert final.output_shape == (None, SIZE, SIZE, 1)
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path, phantoms):
+    train(tiny("segnet", epochs=1), tmp_path / "run", data=phantoms, verbose=0)
+    with pytest.raises(RdanetError, match="--resume"):
+        train(tiny("segnet", epochs=1), tmp_path / "run", data=phantoms, verbose=0)
+    with pytest.raises(RdanetError, match="no run to resume"):
+        train(tiny("segnet", epochs=1), tmp_path / "other", resume=True, data=phantoms, verbose=0)
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Turn a generator weight into NaN at the start of the given epoch."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            network = getattr(self.model, "generator", self.model)
+            weight = network.trainable_variables[0]
+            weight.assign(np.full(weight.shape, np.nan, dtype="float32"))
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, phantoms):
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDivergedError, match="epoch 2.*became nan"):
+        train(tiny("rdau-net", epochs=3), run, data=phantoms, verbose=0, callbacks=[PoisonWeights(epoch=1)])
+    assert all(np.isfinite(w).all() for w in weights_of(run / "best.keras"))
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    assert [row["epoch"] for row in json.loads((run / "log.json").read_text())] == [1]
