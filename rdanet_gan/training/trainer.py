@@ -223,7 +223,8 @@ def train(
         {"settings": dataclasses.asdict(config), "precision_policy": policy, "jit_compile": jit_compile, "machine": _machine()},
     )
 
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    with tf.device("/CPU:0"):  # read by the tf.data pipeline, which runs on the host
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     augmentation = Augmentation() if config.augment else Augmentation(False, False, False, False)
     train_ds = make_dataset(
         data.train.images, data.train.masks, config.batch_size, training=True, augmentation=augmentation, seed=config.seed, epoch=epoch
