@@ -2,7 +2,9 @@
 
 Every error the user can cause ends the command with one line on stderr and
 exit code 2; ``segment`` exits 3 when some inputs were processed and others
-were not ("partial").
+were not ("partial"), and ``inspect`` exits 3 when it lists bad records.
+Warnings are one line on stderr too. Outputs are written atomically and never
+replace an existing file without ``--overwrite``, nor ever an input file.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -93,14 +96,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rdanet_gan.errors import RdanetError
 
-    try:
-        return COMMANDS[args.command](args)
-    except RdanetError as error:
-        print(f"rdanet-gan {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"rdanet-gan {args.command}: interrupted", file=sys.stderr)
-        return 130
+    prefix = f"rdanet-gan {args.command}"
+
+    def show_warning(message, *_, **__) -> None:
+        print(f"{prefix}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        try:
+            return COMMANDS[args.command](args)
+        except (RdanetError, OSError) as error:  # OSError: a file-system problem (disk full, permissions)
+            print(f"{prefix}: error: {error}", file=sys.stderr)
+            return EXIT_ERROR
+        except KeyboardInterrupt:
+            print(f"{prefix}: interrupted", file=sys.stderr)
+            return 130
+
+
+def _refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
+    """Stop before any work when an output exists and ``--overwrite`` was not given."""
+    from rdanet_gan.errors import OutputExistsError
+
+    for path in paths:
+        if not overwrite and path.exists():
+            raise OutputExistsError(path)
 
 
 def _inspect(args) -> int:
@@ -111,12 +130,13 @@ def _inspect(args) -> int:
     print(format_inspection(report))
     if args.json:
         write_json(args.json, report)
-    return 0
+    return EXIT_PARTIAL if report["bad_records"] else 0
 
 
 def _split(args) -> int:
     from rdanet_gan.data import find_records, make_split, save_split
 
+    _refuse_existing([Path(args.out)], args.overwrite)
     records = find_records(args.data)
     split = make_split(records, args.data, n_test=args.test, n_validation=args.validation, seed=args.seed)
     save_split(split, args.out, overwrite=args.overwrite)
@@ -166,35 +186,84 @@ def _evaluate(args) -> int:
     from rdanet_gan.evaluation.report import table1_markdown
     from rdanet_gan.modelfiles import load_segmenter
 
+    out = Path(args.out) if args.out else None
+    _refuse_existing([out / "per_image.csv", out / "summary.json"] if out else [], args.overwrite)
     model = load_segmenter(args.model)
     size = model.input_shape[1]
     data = prepare_data(args.data, args.split, image_size=size)
     evaluation = evaluate_model(model, getattr(data, args.subset), native_resolution=args.native_resolution)
     print(table1_markdown({Path(args.model).stem: evaluation}, include_paper=False))
-    if args.out:
-        out = Path(args.out)
+    if out:
         evaluation.write_csv(out / "per_image.csv", overwrite=args.overwrite)
         evaluation.write_json(out / "summary.json", overwrite=args.overwrite)
         print(f"{out}: per_image.csv, summary.json")
     return 0
 
 
-def _segment_inputs(inputs: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """Expand files and folders into image files; problems are returned, not raised."""
+def _segment_inputs(inputs: Sequence[str], out: Path) -> tuple[list[Path], list[str]]:
+    """Expand files and folders into image files; problems are returned, not raised.
+
+    A folder's hidden files, ``*_mask*`` files and the files of a separate
+    output folder inside it are not inputs.
+    """
     files, problems = [], []
+    out = _real(out)
     for item in map(Path, inputs):
         if item.is_dir():
+            separate_out = out != _real(item)
             try:
-                found = sorted(p for p in item.rglob("*") if p.suffix.lower() in SEGMENT_SUFFIXES and p.is_file())
-            except OSError as error:  # e.g. a symlink loop
+                found = sorted(p for p in item.rglob("*") if p.suffix.lower() in SEGMENT_SUFFIXES)
+            except OSError as error:
                 problems.append(f"{item}: cannot list the folder ({error.strerror or error})")
                 continue
-            files.extend(p for p in found if "_mask" not in p.stem)
+            for path in found:
+                in_out = separate_out and _real(path.parent).is_relative_to(out)
+                if path.name.startswith(".") or "_mask" in path.stem or in_out:
+                    continue
+                if path.is_file():
+                    files.append(path)
+                elif path.is_symlink():
+                    problems.append(f"{path}: broken symbolic link or symlink loop")
         elif item.is_file():
             files.append(item)
+        elif item.is_symlink():
+            problems.append(f"{item}: broken symbolic link or symlink loop")
         else:
             problems.append(f"{item}: no such file or folder")
     return files, problems
+
+
+def _protected_files(files: Sequence[Path], inputs: Sequence[str], out: Path) -> set[Path]:
+    """Files ``segment`` never replaces: its inputs, and all that ``--out`` holds when it is an input folder."""
+    protected = {_real(path) for path in files}
+    if any(_real(out) == _real(item) for item in inputs if Path(item).is_dir()):
+        protected.update(_real(path) for path in out.iterdir())
+    return protected
+
+
+def _real(path: str | Path) -> Path:
+    """``path`` with every symbolic link resolved; unlike ``Path.resolve``, never raises on a symlink loop."""
+    return Path(os.path.realpath(path))
+
+
+def _segment_outputs(path: Path, args, protected: set[Path], written: dict[Path, Path]) -> list[Path]:
+    """The files segmenting ``path`` writes, all checked before any is written.
+
+    None may replace a protected file, or the output of another input of this
+    run; an existing one is replaced only with ``--overwrite``.
+    """
+    from rdanet_gan.errors import DataError, OutputExistsError
+
+    out = Path(args.out)
+    outputs = [out / f"{path.stem}_mask.png"] + ([out / f"{path.stem}_overlay.png"] if args.overlay else [])
+    for output in outputs:
+        if _real(output) in protected:
+            raise DataError(output, "is an input or was in the input folder, and is never replaced; choose another --out")
+        if _real(output) in written:
+            raise DataError(path, f"has the output name {output.name} of {written[_real(output)]}; rename one of them")
+        if output.exists() and not args.overwrite:
+            raise OutputExistsError(output)
+    return outputs
 
 
 def _segment(args) -> int:
@@ -206,19 +275,22 @@ def _segment(args) -> int:
     from rdanet_gan.modelfiles import load_segmenter, load_shipped
 
     model = load_segmenter(args.model) if args.model else load_shipped()
-    files, problems = _segment_inputs(args.inputs)
-    out = Path(args.out)
+    files, problems = _segment_inputs(args.inputs, Path(args.out))
+    protected = _protected_files(files, args.inputs, Path(args.out))
+    written: dict[Path, Path] = {}
     done = 0
     for path in files:
         try:
+            outputs = _segment_outputs(path, args, protected, written)
             image = read_scan(path)
             mask = segment_image(model, image, args.threshold)
-            write_mask(mask, out / f"{path.stem}_mask.png", overwrite=args.overwrite)
+            write_mask(mask, outputs[0], overwrite=True)
             if args.overlay:
-                plot_overlay(image, None, mask, out / f"{path.stem}_overlay.png", title=path.name)
+                plot_overlay(image, None, mask, outputs[1], title=path.name)
         except RdanetError as error:
             problems.append(str(error))
             continue
+        written.update((_real(output), path) for output in outputs)
         done += 1
         print(f"{path}: lesion in {100 * float(np.mean(mask)):.1f}% of the scan")
     for problem in problems:

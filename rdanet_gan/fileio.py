@@ -1,4 +1,11 @@
-"""Atomic output files: a killed process never leaves a half-written file."""
+"""Atomic output files: a killed process never leaves a half-written file.
+
+The data is written to a hidden temporary file beside the target
+(``.NAME.XXXX.tmp.SUFFIX``), then renamed onto it in one step. A failed write
+removes the temporary file and leaves an existing target as it was; only a
+hard kill (SIGKILL, power loss) can leave the hidden file behind, which the
+dataset readers and ``segment`` ignore.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rdanet_gan.errors import OutputExistsError
+from rdanet_gan.errors import DataError, OutputExistsError
 
 
 @contextlib.contextmanager
@@ -23,13 +30,19 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     path = Path(path)
     if not overwrite and path.exists():
         raise OutputExistsError(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as error:
+        raise DataError(path, f"cannot write ({error.strerror or error})") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as error:
+            raise DataError(path, f"cannot write ({error.strerror or error})") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -14,6 +16,7 @@ from rdanet_gan.errors import ModelFileError
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 DEFAULT_MODEL = "rdanet_gan.keras"
+_UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 
 
 def sha256(path: str | Path) -> str:
@@ -26,28 +29,30 @@ def sha256(path: str | Path) -> str:
 
 
 def load_segmenter(path: str | Path) -> keras.Model:
-    """Load a ``.keras`` model in safe mode (no Lambda layers, no unknown classes).
+    """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes).
 
-    Every failure is one line naming the file: missing, not a ``.keras``
-    archive (truncated or corrupted), or refused by safe mode.
+    Every failure is one line naming the file: missing, not an intact
+    ``.keras`` archive (truncated or corrupted), refused by safe mode, or not
+    a segmenter (one-channel image in, one-channel mask of the same size out).
     """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(path, "no such model file")
-    if not zipfile.is_zipfile(path):
-        raise ModelFileError(path, "not a .keras model archive (truncated or corrupted?)")
+    _check_archive(path)
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras raises many types; the user needs one line
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelFileError(path, f"cannot be loaded safely: {detail}") from None
+        raise ModelFileError(path, _load_problem(error)) from None
+    _check_segmenter(path, model)
+    return model
 
 
-def verify_shipped(path: str | Path, manifest: str | Path = MANIFEST) -> None:
-    """Check a shipped model file against the SHA-256 recorded in ``weights/manifest.json``."""
+def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None:
+    """Check a shipped model file against the SHA-256 recorded in ``manifest`` (default: :data:`MANIFEST`)."""
     path = Path(path)
+    manifest = Path(manifest or MANIFEST)
     try:
-        entries = json.loads(Path(manifest).read_text())["files"]
+        entries = json.loads(manifest.read_text())["files"]
     except (OSError, ValueError, KeyError) as error:
         raise ModelFileError(manifest, f"cannot read the weights manifest ({error})") from None
     expected = entries.get(path.name, {}).get("sha256")
@@ -66,3 +71,57 @@ def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model:
         raise ModelFileError(path, "no shipped model of that name; train one or pass --model FILE")
     verify_shipped(path)
     return load_segmenter(path)
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse, before Keras reads it, a file that is not an intact ``.keras`` archive or holds a Lambda layer."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            config = json.loads(archive.read("config.json")) if damaged is None else None
+    except KeyError:
+        raise ModelFileError(path, "not a .keras model archive (no config.json inside)") from None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        raise ModelFileError(path, "not a readable .keras model archive (truncated or corrupted?)") from None
+    if damaged is not None:
+        raise ModelFileError(path, f"corrupted .keras model archive ({damaged} fails its checksum)")
+    if "Lambda" in set(_class_names(config)):
+        raise ModelFileError(path, "refused: holds a Lambda layer (arbitrary Python code), which safe mode never loads")
+
+
+def _class_names(config: object) -> Iterator[str]:
+    """Every ``class_name`` in a Keras config, nested layers and models included."""
+    if isinstance(config, dict):
+        if isinstance(config.get("class_name"), str):
+            yield config["class_name"]
+        for value in config.values():
+            yield from _class_names(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from _class_names(value)
+
+
+def _load_problem(error: Exception) -> str:
+    """One line saying why Keras could not load a model file."""
+    text = str(error)
+    unknown = _UNKNOWN_CLASS.search(text)
+    if unknown:
+        return f"refused: unknown class {unknown[1]!r} (not a Keras or rdanet_gan class; custom code is not loaded)"
+    detail = text.rpartition("Exception encountered:")[2].strip()
+    return f"cannot be loaded: {detail.splitlines()[0] if detail else type(error).__name__}"
+
+
+def _check_segmenter(path: Path, model: keras.Model) -> None:
+    """Refuse a model that does not map a one-channel image to a one-channel mask of the same size."""
+    inputs, outputs = model.input_shape, model.output_shape
+    shapes_ok = (
+        isinstance(inputs, tuple)
+        and len(inputs) == 4
+        and all(isinstance(side, int) for side in inputs[1:])
+        and inputs[3] == 1
+        and outputs == inputs
+    )
+    if not shapes_ok:
+        raise ModelFileError(
+            path, f"not a segmenter: maps {inputs} to {outputs}, expected (None, H, W, 1) to the same shape"
+        )

@@ -25,3 +25,21 @@ def busi_dir() -> Path:
             pytest.fail(reason + " but RDANET_REQUIRE_DATA=1")
         pytest.skip(reason)
     return Path(value)
+
+
+@pytest.fixture(scope="session")
+def phantom_folder(tmp_path_factory) -> Path:
+    """A small dataset on disk in the generic paired layout (``images/`` + ``masks/``), made of phantoms."""
+    import cv2
+    import numpy as np
+
+    from rdanet_gan.data import make_phantoms
+
+    root = tmp_path_factory.mktemp("phantom_dataset")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    images, masks = make_phantoms(24, image_size=48, seed=5)
+    for index, (image, mask) in enumerate(zip(images, masks)):
+        cv2.imwrite(str(root / "images" / f"scan_{index:02d}.png"), np.round(image[..., 0] * 255).astype(np.uint8))
+        cv2.imwrite(str(root / "masks" / f"scan_{index:02d}_mask.png"), (mask[..., 0] > 0.5).astype(np.uint8) * 255)
+    return root

@@ -2,14 +2,21 @@
 
 Images become 2-D float32 gray in [0, 1] whatever their file format (8/16-bit
 gray, RGB, RGBA, palette; PNG, JPEG, BMP, TIFF); masks become the union of
-their files, binarised at ``> 0``. Files are read with ``np.fromfile`` and
-``cv2.imdecode`` so that non-ASCII paths work on every platform.
+their files, binarised at ``> 0`` (with a warning when a mask holds grey
+levels). Files are read with ``np.fromfile`` and ``cv2.imdecode`` so that
+non-ASCII paths work on every platform.
+
+Memory stays bounded: an image of more than :func:`max_pixels` pixels
+(``RDANET_MAX_PIXELS``, default 50 million) is refused from its header,
+before any pixel is decoded, and so is a file too large to hold one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import struct
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +29,13 @@ import keras
 import numpy as np
 
 from rdanet_gan.data.records import Record, warn_skipped
-from rdanet_gan.errors import DataError
+from rdanet_gan.errors import DataError, RdanetError
+
+DEFAULT_MAX_PIXELS = 50_000_000  # about 7000 x 7000; BUSI scans are below 0.8 million
+MAX_PIXELS_VARIABLE = "RDANET_MAX_PIXELS"
+# Bytes per pixel of the largest uncompressed layout (16-bit RGBA), bounding a file's size.
+_MAX_BYTES_PER_PIXEL = 8
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -141,6 +154,20 @@ def load_arrays(
     )
 
 
+def max_pixels() -> int:
+    """The most pixels an image may have: ``RDANET_MAX_PIXELS`` when set, else :data:`DEFAULT_MAX_PIXELS`."""
+    value = os.environ.get(MAX_PIXELS_VARIABLE, "")
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise RdanetError(f"{MAX_PIXELS_VARIABLE}={value!r}: expected a positive whole number of pixels")
+    return limit
+
+
 def map_in_threads(function: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
     """``function(item)`` for each item, in order, computed by a pool of threads.
 
@@ -166,23 +193,99 @@ def _load_or_error(
 
 
 def _decode(path: str | os.PathLike) -> np.ndarray:
-    """Raw pixels of an image file, as stored (any depth and channel count)."""
+    """Raw pixels of an image file, as stored (any depth and channel count), within :func:`max_pixels`."""
+    limit = max_pixels()
     try:
+        if os.path.getsize(path) > _MAX_BYTES_PER_PIXEL * limit:
+            raise DataError(path, f"file too large for an image of at most {limit:,} pixels ({MAX_PIXELS_VARIABLE})")
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise DataError(path, f"cannot read ({error.strerror or error})") from None
     if data.size == 0:
         raise DataError(path, "empty file (0 bytes)")
+    size = _header_size(data)
+    if size is not None and size[0] * size[1] > limit:
+        raise DataError(
+            path,
+            f"image is {size[0]}x{size[1]} (height x width), more than {limit:,} pixels; "
+            f"set {MAX_PIXELS_VARIABLE} to allow it",
+        )
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.size == 0:
         raise DataError(path, "not a readable image (corrupt, truncated or unsupported format)")
     return pixels
 
 
+def _header_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(height, width) from a PNG, JPEG, BMP or TIFF header; None for other or damaged headers."""
+    signature = data[:8].tobytes()
+    try:
+        if signature == b"\x89PNG\r\n\x1a\n":
+            width, height = struct.unpack_from(">II", data, 16)
+            return height, width
+        if signature.startswith(b"BM"):
+            if struct.unpack_from("<I", data, 14)[0] == 12:  # OS/2 header: 16-bit sizes
+                width, height = struct.unpack_from("<HH", data, 18)
+            else:
+                width, height = struct.unpack_from("<ii", data, 18)
+            return abs(height), abs(width)
+        if signature.startswith(b"\xff\xd8"):
+            return _jpeg_size(data)
+        if signature[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(data, "<" if signature.startswith(b"II") else ">")
+    except struct.error:  # a header cut short
+        return None
+    return None
+
+
+def _jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(height, width) of the first JPEG frame, found by walking the marker segments."""
+    position = 2
+    while position + 9 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
+            position += 2
+        elif marker in _JPEG_FRAME_MARKERS:
+            height, width = struct.unpack_from(">HH", data, position + 5)
+            return height, width
+        else:
+            position += 2 + struct.unpack_from(">H", data, position + 2)[0]
+    return None
+
+
+def _tiff_size(data: np.ndarray, order: str) -> tuple[int, int] | None:
+    """(height, width) from the first image directory of a TIFF file of byte ``order``."""
+    directory = struct.unpack_from(f"{order}I", data, 4)[0]
+    sizes = {}
+    for index in range(struct.unpack_from(f"{order}H", data, directory)[0]):
+        entry = directory + 2 + 12 * index
+        tag, kind = struct.unpack_from(f"{order}HH", data, entry)
+        if tag in (256, 257):  # ImageWidth, ImageLength: SHORT or LONG
+            sizes[tag] = struct.unpack_from(f"{order}H" if kind == 3 else f"{order}I", data, entry + 8)[0]
+    return (sizes[257], sizes[256]) if len(sizes) == 2 else None
+
+
 def _read_binary(path: str | os.PathLike) -> np.ndarray:
-    """A mask file as 2-D bool: any non-zero colour channel marks the lesion."""
+    """A mask file as 2-D bool: any non-zero colour channel marks the lesion.
+
+    A mask with grey levels (anti-aliased, or saved as JPEG) is thresholded
+    the same way, with a warning: its lesion may come out larger than drawn.
+    """
     pixels = _decode(path)
-    return pixels[..., :3].max(axis=2) > 0 if pixels.ndim == 3 else pixels > 0
+    levels = pixels[..., :3].max(axis=2) if pixels.ndim == 3 else pixels
+    top = levels.max()
+    grey = np.count_nonzero((levels > 0) & (levels < top))
+    if grey:
+        warnings.warn(
+            f"{os.fspath(path)}: mask is not binary ({grey} pixels between 0 and {top}); "
+            "every pixel above 0 counts as lesion",
+            stacklevel=2,
+        )
+    return levels > 0
 
 
 def _resize(image: np.ndarray, mask: np.ndarray, image_size: int) -> tuple[np.ndarray, np.ndarray]:

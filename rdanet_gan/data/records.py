@@ -158,12 +158,17 @@ def _subfolders(root: Path) -> dict[str, Path]:
     return {path.name.lower(): path for path in root.iterdir() if path.is_dir()}
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return [
-        path
-        for path in folder.iterdir()
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-    ]
+def _image_files(folder: Path, problems: list[DataError]) -> list[Path]:
+    """The visible image files of ``folder``; a broken symbolic link among them is a problem."""
+    files = []
+    for path in folder.iterdir():
+        if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+            continue
+        if path.is_file():
+            files.append(path)
+        elif path.is_symlink():
+            problems.append(DataError(path, "broken symbolic link or symlink loop"))
+    return files
 
 
 def _scan_busi_folder(
@@ -171,7 +176,7 @@ def _scan_busi_folder(
 ) -> None:
     images: dict[str, Path] = {}
     masks: dict[str, list[tuple[int, Path]]] = {}
-    for path in _image_files(folder):
+    for path in _image_files(folder, problems):
         match = _BUSI_MASK_NAME.match(path.stem)
         if match is None:
             images[path.stem] = path
@@ -199,9 +204,9 @@ def _scan_paired_folders(
     records: list[Record],
     problems: list[DataError],
 ) -> None:
-    images = {path.stem: path for path in _image_files(image_folder)}
+    images = {path.stem: path for path in _image_files(image_folder, problems)}
     masks: dict[str, list[Path]] = {}
-    for path in sorted(_image_files(mask_folder), key=lambda path: natural_key(path.name)):
+    for path in sorted(_image_files(mask_folder, problems), key=lambda path: natural_key(path.name)):
         stem = _paired_image_stem(path.stem, images, suffixes)
         if stem is None:
             problems.append(

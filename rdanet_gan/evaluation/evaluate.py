@@ -7,12 +7,8 @@ import numpy as np
 
 from rdanet_gan.data import ArraySet, read_mask
 from rdanet_gan.evaluation.metrics import binarize
-from rdanet_gan.evaluation.scoring import (
-    Evaluation,
-    predict_probabilities,
-    resize_to,
-    score_predictions,
-)
+from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities, resize_to, score_predictions
+from rdanet_gan.postprocess import clean_mask, predict_with_flips
 
 
 def evaluate_model(
@@ -21,15 +17,22 @@ def evaluate_model(
     native_resolution: bool = False,
     batch_size: int = 32,
     threshold: float = 0.5,
+    flip_tta: bool = False,
+    postprocess: bool = False,
 ) -> Evaluation:
     """Score ``model`` (inference mode) on ``data``.
 
     At the network's input size (the paper's protocol: 128x128) the resized
     ground truth is the reference. With ``native_resolution`` each probability
     map is resized back to its scan's original size and compared with the
-    original mask: what a clinician would see.
+    original mask: what a clinician would see. ``flip_tta`` averages the
+    prediction with that of the mirrored scan; ``postprocess`` keeps the
+    largest lesion region and fills its holes.
     """
-    probabilities = predict_probabilities(model, data.images, batch_size=batch_size)[..., 0]
+    if flip_tta:
+        probabilities = predict_with_flips(model, data.images, batch_size=batch_size)[..., 0]
+    else:
+        probabilities = predict_probabilities(model, data.images, batch_size=batch_size)[..., 0]
     ids = [record.case_id for record in data.records] or None
     if native_resolution:
         if not data.records:
@@ -40,4 +43,13 @@ def evaluate_model(
         truths = [mask[..., 0] > 0.5 for mask in data.masks]
         maps = list(probabilities)
     predictions = [binarize(p, threshold) for p in maps]
+    if postprocess:
+        predictions = [clean_mask(p) for p in predictions]
     return score_predictions(predictions, truths, ids=ids, probabilities=[np.asarray(p) for p in maps])
+
+
+def lesion_free_false_positives(evaluation: Evaluation) -> dict[str, float | int]:
+    """On scans without a lesion (BUSI's normal scans): how many got any lesion pixel predicted."""
+    normal = [row for row in evaluation.per_image if row["true_pixels"] == 0]
+    flagged = sum(1 for row in normal if row["pred_pixels"] > 0)
+    return {"lesion_free_scans": len(normal), "with_predicted_lesion": flagged, "fraction": flagged / len(normal) if normal else float("nan")}

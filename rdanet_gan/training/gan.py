@@ -137,15 +137,44 @@ class RDANetGAN(keras.Model):
             self.generator_steps.assign(1)
         return super().fit(x, *args, **kwargs)
 
-    def is_critic_step(self) -> tf.Tensor:
+    def is_critic_step(self) -> bool:
         """Whether the next train step belongs to the critic phase of the cycle."""
-        cycle = self.critic_steps + self.generator_steps
-        return ops.less(ops.mod(self.step_counter, cycle), self.critic_steps)
+        step, critic, generator = (int(v.value.numpy()) for v in (self.step_counter, self.critic_steps, self.generator_steps))
+        return step % (critic + generator) < critic
+
+    def make_train_function(self, force=False):
+        """Compile the critic step and the generator step separately; pick one per step in Python.
+
+        A ``tf.cond`` between the phases inside one compiled step cannot hold the
+        optimizers' cross-replica gradient aggregation under ``tf.distribute``;
+        two compiled functions can, and each traces only its own phase.
+        """
+        if self.train_function is not None and not force:
+            return self.train_function
+        if self.steps_per_execution > 1:
+            raise ValueError("RDANetGAN picks its phase per step: compile it with steps_per_execution=1")
+        critic_function = self._make_function(self.critic_train_step)
+        generator_function = self._make_function(self.generator_train_step)
+
+        def train_function(iterator):
+            return critic_function(iterator) if self.is_critic_step() else generator_function(iterator)
+
+        self.train_function = train_function
+        return train_function
 
     def train_step(self, data):
-        images, masks = data
-        critic_phase = self.is_critic_step()
-        tf.cond(critic_phase, lambda: self._critic_step(images, masks), lambda: self._generator_step(images, masks))
+        """One step of the phase the step counter is in (``fit`` compiles each phase on its own)."""
+        return self.critic_train_step(data) if self.is_critic_step() else self.generator_train_step(data)
+
+    def critic_train_step(self, data):
+        """A critic step of Algorithm 1: the critic learns, the generator is frozen."""
+        self._critic_step(*data)
+        self.step_counter.assign_add(1)
+        return {m.name: m.result() for m in self.metrics}
+
+    def generator_train_step(self, data):
+        """A generator step of Algorithm 1: the generator learns, the critic is frozen."""
+        self._generator_step(*data)
         self.step_counter.assign_add(1)
         return {m.name: m.result() for m in self.metrics}
 
@@ -154,10 +183,7 @@ class RDANetGAN(keras.Model):
         fake_masks = self.generator(images, training=False)
         real = ops.concatenate([images, ops.cast(masks, images.dtype)], axis=-1)
         fake = ops.concatenate([images, ops.cast(fake_masks, images.dtype)], axis=-1)
-        # Stateless draw keyed on (seed, step): a resumed run draws what an uninterrupted one would.
-        alpha = tf.random.stateless_uniform(
-            (tf.shape(images)[0], 1, 1, 1), seed=tf.stack([tf.constant(self.seed, tf.int64), self.step_counter.value])
-        )
+        alpha = self._interpolation_factors(tf.shape(images)[0])
         with tf.GradientTape() as tape:
             real_scores = self.critic(real, training=True)
             fake_scores = self.critic(fake, training=True)
@@ -173,14 +199,34 @@ class RDANetGAN(keras.Model):
         self.trackers["d_loss"].update_state(d_loss)
         self.trackers["wasserstein"].update_state(-wasserstein)
         self.trackers["gp"].update_state(gp)
-        return ops.zeros(())
+
+    def _segmentation_loss(self, masks, predictions) -> tf.Tensor:
+        """Batch mean of the per-image segmentation loss.
+
+        ``Loss.call`` skips ``Loss.__call__``'s own division by the number of
+        replicas: the GAN scales its total losses for distribution once, itself.
+        """
+        return ops.mean(ops.cast(self.segmentation_loss.call(masks, predictions), "float32"))
+
+    def _interpolation_factors(self, batch: tf.Tensor) -> tf.Tensor:
+        """Gradient-penalty factors alpha ~ U[0, 1], one per example, shape [batch, 1, 1, 1].
+
+        A stateless draw keyed on (seed, step) for the whole global batch, of
+        which each replica takes its own slice: a resumed run, and a run on
+        several devices, draw exactly what an uninterrupted single-device run would.
+        """
+        context = tf.distribute.get_replica_context()
+        replicas, replica = context.num_replicas_in_sync, context.replica_id_in_sync_group
+        seed = tf.stack([tf.constant(self.seed, tf.int64), self.step_counter.value])
+        draws = tf.random.stateless_uniform((batch * replicas, 1, 1, 1), seed=seed)
+        return draws[replica * batch : (replica + 1) * batch]
 
     def _generator_step(self, images, masks):
         with tf.GradientTape() as tape:
             fake_masks = self.generator(images, training=True)
             fake = ops.concatenate([images, ops.cast(fake_masks, images.dtype)], axis=-1)
             adv_loss = generator_adversarial_loss(self.critic(fake, training=False))
-            seg_loss = self.segmentation_loss(masks, fake_masks)
+            seg_loss = self._segmentation_loss(masks, fake_masks)
             g_loss = self.adversarial_weight * adv_loss + self.segmentation_weight * seg_loss
             scaled = self.g_optimizer.scale_loss(_scale_for_replicas(g_loss))
         variables = self.generator.trainable_variables
@@ -190,12 +236,11 @@ class RDANetGAN(keras.Model):
         self.trackers["seg_loss"].update_state(seg_loss)
         for metric in self.segmentation_metrics:
             metric.update_state(masks, fake_masks)
-        return ops.zeros(())
 
     def test_step(self, data):
         images, masks = data
         predictions = self.generator(images, training=False)
-        self.trackers["seg_loss"].update_state(self.segmentation_loss(masks, predictions))
+        self.trackers["seg_loss"].update_state(self._segmentation_loss(masks, predictions))
         for metric in self.segmentation_metrics:
             metric.update_state(masks, predictions)
         return {m.name: m.result() for m in [self.trackers["seg_loss"], *self.segmentation_metrics]}

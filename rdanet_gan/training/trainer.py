@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +31,7 @@ from rdanet_gan.evaluation.figures import plot_training_curves
 from rdanet_gan.evaluation.keras_metrics import segmentation_metrics
 from rdanet_gan.evaluation.metrics import dice
 from rdanet_gan.fileio import atomic_path, write_json
+from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.models import build_model
 from rdanet_gan.training.callbacks import BestModelCheckpoint, EpochSeed, MetricsLogger, StopOnNonFinite
@@ -86,9 +85,12 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """Where a run lives, its per-epoch log, and its two saved segmenters."""
+
     run_dir: Path
     history: list[dict]
     final_model: Path
+    best_model: Path
 
 
 def segmenter_name(model: str) -> str:
@@ -154,18 +156,15 @@ def mode_agreement(segmenter: keras.Model, images: np.ndarray, masks: np.ndarray
     """Validation Dice in inference mode and with batch statistics (training mode).
 
     A large gap means the BatchNorm moving statistics do not describe the data
-    (the trap of momentum 0.99 with few steps per epoch). The check runs on a
-    throw-away copy, because a training-mode call moves the statistics.
+    (the trap of momentum 0.99 with few steps per epoch). A training-mode call
+    moves the statistics, so pass a throw-away copy of the model.
     """
-    probe = keras.models.clone_model(segmenter)
-    probe.set_weights(segmenter.get_weights())
-    inference = probe.predict(images, batch_size=batch_size, verbose=0)
-    training = np.concatenate(
-        [keras.ops.convert_to_numpy(probe(images[i : i + batch_size], training=True)) for i in range(0, len(images), batch_size)]
-    )
+    batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    inference = np.concatenate([keras.ops.convert_to_numpy(segmenter(b, training=False)) for b in batches])
+    training = np.concatenate([keras.ops.convert_to_numpy(segmenter(b, training=True)) for b in batches])
     return {
-        "val_dice_inference_mode": float(dice(inference > 0.5, masks > 0.5)),
-        "val_dice_training_mode": float(dice(training > 0.5, masks > 0.5)),
+        "val_dice_inference_mode": float(dice(inference >= 0.5, masks > 0.5)),
+        "val_dice_training_mode": float(dice(training >= 0.5, masks > 0.5)),
     }
 
 
@@ -180,14 +179,6 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> TrainC
         raise RdanetError(f"{run_dir}: no run to resume (no config.json)")
     run_dir.mkdir(parents=True, exist_ok=True)
     return config
-
-
-def _machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text(errors="replace").splitlines() if cpuinfo.exists() else []
-    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
-    gpus = [tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in tf.config.list_physical_devices("GPU")]
-    return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "gpus": gpus, "tensorflow": tf.__version__}
 
 
 def train(
@@ -220,7 +211,7 @@ def train(
         save_split(data.split, split_path)
     write_json(
         run_dir / "config.json",
-        {"settings": dataclasses.asdict(config), "precision_policy": policy, "jit_compile": jit_compile, "machine": _machine()},
+        {"settings": dataclasses.asdict(config), "precision_policy": policy, "jit_compile": jit_compile, "machine": describe_machine()},
     )
 
     with tf.device("/CPU:0"):  # read by the tf.data pipeline, which runs on the host
@@ -245,7 +236,9 @@ def train(
         *(callbacks or []),
     ]
     started = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose)
+    model.fit(
+        train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose, shuffle=False
+    )  # the dataset shuffles itself, by (seed, epoch)
     seconds = time.perf_counter() - started
 
     final = float32_copy(segmenter, config)
@@ -262,8 +255,9 @@ def train(
             "epochs": config.epochs,
             "seconds_this_session": round(seconds, 1),
             "seconds_total": round(sum(row.get("seconds", 0.0) for row in history.values()), 1),
+            # ``final`` is saved already, so the training-mode pass may move its statistics.
             **mode_agreement(final, data.validation.images, data.validation.masks, config.batch_size),
         },
     )
     plot_training_curves(run_dir / "log.csv", run_dir / "curves.png")
-    return TrainResult(run_dir, [history[e] for e in sorted(history)], run_dir / "final.keras")
+    return TrainResult(run_dir, [history[e] for e in sorted(history)], run_dir / "final.keras", run_dir / "best.keras")

@@ -1,0 +1,219 @@
+"""``benchmarks/throughput.py``: a tiny end-to-end run, the peak-FLOP estimate, and the machine description."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rdanet_gan.machine import describe_machine
+from rdanet_gan.models import build_model, count_flops
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+SIZE, WIDTH = 32, 4
+
+
+@pytest.fixture(scope="module")
+def throughput():
+    """The script as a module, for its pure functions (it imports its sibling ``pipeline_throughput``)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location("throughput", BENCHMARKS / "throughput.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
+def run_script(*arguments: str) -> str:
+    """Run ``benchmarks/throughput.py`` on phantoms (no BUSI needed); return its standard output."""
+    env = {key: value for key, value in os.environ.items() if key != "RDANET_BUSI_DIR"}
+    command = [sys.executable, str(BENCHMARKS / "throughput.py"), *arguments]
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    return finished.stdout
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> tuple[dict, str]:
+    """A tiny run of the whole script: the critic (the cheapest network), float32 against mixed_bfloat16."""
+    out_dir = tmp_path_factory.mktemp("throughput")
+    run_script(
+        "--quick", "--networks", "critic", "--image-size", str(SIZE), "--base-width", str(WIDTH),
+        "--precisions", "float32", "mixed_bfloat16", "--jit", "off", "--steps", "1", "--latency-steps", "2",
+        "--out-dir", str(out_dir),
+    )  # fmt: skip
+    return json.loads((out_dir / "throughput.json").read_text()), (out_dir / "throughput.md").read_text()
+
+
+def test_quick_run_records_the_configurations_and_the_machine(quick_run):
+    report, _ = quick_run
+    assert [(r["network"], r["setting"]) for r in report["results"]] == [
+        ("critic", "float32"),
+        ("critic", "mixed_bfloat16"),
+    ]
+    assert report["device"] == "CPU" or report["device"].startswith("GPU")
+    assert report["settings"]["quick"] is True
+    assert report["settings"]["image_size"] == SIZE
+    assert {"cpu", "cores", "cpu_flags", "gpus", "tensorflow", "keras"} <= set(report["machine"])
+    assert report["peak"]["assumptions"]
+    for row in report["results"]:
+        assert row["error"] is None
+        assert row["peak_memory_mib"] > row["memory_before_mib"] >= 0
+
+
+def test_quick_run_measures_training_and_inference(quick_run):
+    report, _ = quick_run
+    critic_flops = count_flops(build_model("critic", input_shape=(SIZE, SIZE, 2), base_width=WIDTH)) / 1e9
+    for row in report["results"]:
+        assert math.isclose(row["forward_gflops_per_image"], critic_flops)
+        measured = row["measurements"]
+        assert set(measured) == {"training", "inference_b32", "inference_b1"}
+        for name, batch_size, passes in (("training", 32, 3), ("inference_b32", 32, 1), ("inference_b1", 1, 1)):
+            m = measured[name]
+            assert m["batch_size"] == batch_size
+            assert m["images_per_second"] > 0 and m["first_call_seconds"] > 0 and m["timed_steps"] >= 1
+            assert m["step_ms_p90"] >= m["step_ms_median"] > 0
+            assert math.isclose(m["achieved_gflops"], m["images_per_second"] * passes * critic_flops)
+            assert m["fraction_of_peak"] > 0
+        assert measured["training"]["timed_steps"] == 1
+        assert measured["inference_b1"]["timed_steps"] <= 2
+
+
+def test_quick_run_compares_with_float32(quick_run):
+    report, _ = quick_run
+    baseline, fast = (row["measurements"] for row in report["results"])
+    assert not any("ratio_to_float32" in m for m in baseline.values())
+    for name, measurement in fast.items():
+        expected = measurement["images_per_second"] / baseline[name]["images_per_second"]
+        assert math.isclose(measurement["ratio_to_float32"], expected)
+
+
+def test_quick_run_measures_the_input_pipeline_on_phantoms(quick_run):
+    report, _ = quick_run
+    pipeline = report["pipeline"]
+    assert pipeline["source"].startswith("phantoms")
+    assert pipeline["image_size"] == SIZE
+    assert len(pipeline["images_per_second"]) == 2
+    assert all(rate > 0 for rate in pipeline["images_per_second"].values())
+
+
+def test_quick_run_writes_a_markdown_table(quick_run):
+    _, text = quick_run
+    table = [line for line in text.splitlines() if line.startswith("| critic |")]
+    assert len(table) == 2
+    assert table[0].startswith("| critic | float32 |") and "(×" not in table[0]
+    assert table[1].startswith("| critic | mixed_bfloat16 |") and "(×" in table[1]
+    header = next(line for line in text.splitlines() if line.startswith("| network |"))
+    assert {line.count("|") for line in table} == {header.count("|")}
+
+
+def test_gan_worker_measures_both_steps():
+    """One configuration process of the GAN, run directly: a critic step and a generator step."""
+    config = {
+        "network": "rdanet-gan", "precision": "float32", "jit": False, "image_size": SIZE, "base_width": WIDTH,
+        "steps": 1, "warmup": 0, "latency_steps": 1, "max_seconds": 0,
+    }  # fmt: skip
+    stdout = run_script("--worker", json.dumps(config))
+    tag = "throughput-result: "
+    records = [json.loads(line[len(tag) :]) for line in stdout.splitlines() if line.startswith(tag)]
+    steps = {record["measurement"]: record for record in records if "measurement" in record}
+    assert set(steps) == {"critic_step", "generator_step"}
+    for step in steps.values():
+        assert step["batch_size"] == 32 and step["timed_steps"] == 1 and step["images_per_second"] > 0
+    flops = next(record["forward_gflops_per_image"] for record in records if "forward_gflops_per_image" in record)
+    generator = build_model("rdau-net", input_shape=(SIZE, SIZE, 1), base_width=WIDTH)
+    assert math.isclose(flops["generator"], count_flops(generator) / 1e9)
+
+
+def test_gan_mean_step_and_work(throughput):
+    """The mean step averages the two step times; work follows the stated G + 12 C and 3 G + 2 C."""
+    gan = {
+        "network": "rdanet-gan", "precision": "float32", "jit": False,
+        "forward_gflops_per_image": {"generator": 2.0, "critic": 0.5},
+        "measurements": {"critic_step": {"images_per_second": 20.0}, "generator_step": {"images_per_second": 5.0}},
+    }  # fmt: skip
+    throughput.add_derived([gan], {"gflops": {"float32": 100.0}})
+    measured = gan["measurements"]
+    assert math.isclose(measured["gan_step_mean"]["images_per_second"], 8.0)  # 32 images in (1.6 + 6.4) / 2 s
+    assert math.isclose(measured["critic_step"]["work_gflops_per_image"], 2.0 + 12 * 0.5)
+    assert math.isclose(measured["generator_step"]["work_gflops_per_image"], 3 * 2.0 + 2 * 0.5)
+    assert math.isclose(measured["gan_step_mean"]["achieved_gflops"], 8.0 * (8.0 + 7.0) / 2)
+    assert math.isclose(measured["critic_step"]["fraction_of_peak"], 20.0 * 8.0 / 100.0)
+
+
+def test_compared_settings_put_the_baseline_first(throughput):
+    assert throughput.compared_settings(["mixed_bfloat16"], "float32") == [
+        ("float32", False),
+        ("mixed_bfloat16", False),
+        ("float32", True),
+    ]
+    assert throughput.compared_settings(["mixed_bfloat16", "float32"], "off") == [
+        ("float32", False),
+        ("mixed_bfloat16", False),
+    ]
+    assert throughput.compared_settings(["float32"], "all") == [("float32", False), ("float32", True)]
+
+
+def machine(flags: list[str], cores: int = 4, mhz: float = 2000.0) -> dict:
+    return {"physical_cores": cores, "cpu_mhz": mhz, "cpu_flags": flags, "gpus": []}
+
+
+@pytest.mark.parametrize(
+    ("flags", "float32", "bfloat16"),
+    [
+        (["fma", "avx2"], 4 * 2.0 * 32, 4 * 2.0 * 32),  # AVX2: bf16 only emulated
+        (["fma", "avx2", "avx512f"], 4 * 2.0 * 64, 4 * 2.0 * 64),
+        (["fma", "avx2", "avx512f", "avx512_bf16"], 4 * 2.0 * 64, 4 * 2.0 * 128),
+        (["fma", "avx2", "avx512f", "avx512_bf16", "amx_bf16"], 4 * 2.0 * 64, 4 * 2.0 * 1024),
+    ],
+)
+def test_cpu_peak_is_cores_times_clock_times_flops_per_cycle(throughput, flags, float32, bfloat16):
+    peak = throughput.estimate_peak(machine(flags), None)
+    assert math.isclose(peak["gflops"]["float32"], float32)
+    assert math.isclose(peak["gflops"]["bfloat16"], bfloat16)
+    assert "4 cores" in peak["assumptions"]
+
+
+def test_peak_override_and_unknown_hardware(throughput):
+    assert throughput.estimate_peak(machine(["avx2"]), 1234.0)["gflops"]["bfloat16"] == 1234.0
+    assert throughput.estimate_peak(machine(["avx2"], mhz=None), None)["gflops"] is None
+    unknown_gpu = {**machine(["avx2"]), "gpus": ["Some Future Accelerator"]}
+    assert throughput.estimate_peak(unknown_gpu, None)["gflops"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "bfloat16_tflops"),
+    [
+        ("NVIDIA H100 80GB HBM3", 989.4),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.4),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+    ],
+)
+def test_gpu_peak_from_the_datasheet_table(throughput, name, bfloat16_tflops):
+    peak = throughput.estimate_peak({**machine([]), "gpus": [name]}, None)
+    assert math.isclose(peak["gflops"]["bfloat16"], 1e3 * bfloat16_tflops)
+    assert peak["gflops"]["float32"] < peak["gflops"]["bfloat16"]
+
+
+def test_describe_machine_reads_cpuinfo(tmp_path):
+    block = (
+        "processor\t: {index}\nmodel name\t: Test CPU 9000\nphysical id\t: 0\ncore id\t\t: {core}\ncpu MHz\t\t: {mhz}\n"
+    )
+    block += "flags\t\t: fpu sse2 fma avx2 avx512f avx512_bf16 amx_tile\n"
+    text = "\n".join(block.format(index=i, core=i // 2, mhz=2000 + i) for i in range(4))  # 2 cores, 2 threads each
+    (tmp_path / "cpuinfo").write_text(text)
+    described = describe_machine(tmp_path / "cpuinfo")
+    assert described["cpu"] == "Test CPU 9000"
+    assert described["physical_cores"] == 2
+    assert described["cpu_mhz"] == 2003.0
+    assert described["cpu_flags"] == ["fma", "avx2", "avx512f", "avx512_bf16", "amx_tile"]
+    assert {"cores", "gpus", "python", "tensorflow", "keras"} <= set(described)

@@ -1,0 +1,110 @@
+"""The ``rdanet-gan`` command line end to end, on phantoms at tiny sizes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from rdanet_gan.cli import main
+
+TINY = ["--image-size", "32", "--base-width", "4", "--batch-size", "8", "--epochs", "1"]
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("command", ["inspect", "split", "train", "evaluate", "segment", "reproduce"])
+def test_every_command_explains_its_options(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "--" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    result = subprocess.run([sys.executable, "-m", "rdanet_gan", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert all(name in result.stdout for name in ("inspect", "split", "train", "evaluate", "segment", "reproduce"))
+
+
+def test_inspect_reports_layout_and_counts(phantom_folder, tmp_path, capsys):
+    code, out, _ = run(["inspect", "--data", str(phantom_folder), "--json", str(tmp_path / "report.json")], capsys)
+    assert code == 0
+    assert "paired" in out and "24" in out
+    assert json.loads((tmp_path / "report.json").read_text())["layout"] == "paired"
+
+
+def test_split_writes_a_split_file_and_never_overwrites_it(phantom_folder, tmp_path, capsys):
+    out = tmp_path / "split.json"
+    argv = ["split", "--data", str(phantom_folder), "--out", str(out), "--test", "4", "--validation", "4"]
+    assert run(argv, capsys)[0] == 0
+    split = json.loads(out.read_text())
+    assert [len(split[k]) for k in ("train", "validation", "test")] == [16, 4, 4]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "already exists" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def trained_run(phantom_folder, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--model", "rdau-net", "--data", str(phantom_folder), *TINY, "--out", str(run_dir)]) == 0
+    return run_dir
+
+
+def test_train_writes_a_complete_run_directory(trained_run):
+    for name in ("config.json", "split.json", "log.csv", "final.keras", "best.keras", "curves.png"):
+        assert (trained_run / name).is_file(), name
+    rows = list(csv.DictReader((trained_run / "log.csv").open()))
+    assert len(rows) == 1 and 0.0 <= float(rows[0]["val_dice"]) <= 1.0
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_evaluate_prints_the_table_and_writes_csv_and_json(trained_run, phantom_folder, tmp_path, capsys, native):
+    argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", str(phantom_folder)]
+    argv += ["--split", str(trained_run / "split.json"), "--out", str(tmp_path / "eval")]
+    code, out, _ = run(argv + (["--native-resolution"] if native else []), capsys)
+    assert code == 0 and "Dice" in out
+    rows = list(csv.DictReader((tmp_path / "eval" / "per_image.csv").open()))
+    assert rows and {int(rows[0]["height"]), int(rows[0]["width"])} == ({48} if native else {32})
+    assert "dice" in json.loads((tmp_path / "eval" / "summary.json").read_text())["pooled"]
+
+
+def test_segment_writes_masks_at_the_input_size_and_overlays(trained_run, phantom_folder, tmp_path, capsys):
+    out = tmp_path / "masks"
+    argv = ["segment", str(phantom_folder / "images"), "--model", str(trained_run / "final.keras")]
+    code, stdout, _ = run(argv + ["--out", str(out), "--overlay"], capsys)
+    assert code == 0
+    masks = sorted(out.glob("*_mask.png"))
+    assert len(masks) == 24 and len(list(out.glob("*_overlay.png"))) == 24
+    mask = cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (48, 48) and set(mask.ravel()) <= {0, 255}
+
+
+def test_a_bad_model_path_is_one_line_and_exit_2(phantom_folder, tmp_path, capsys):
+    code, _, err = run(["segment", str(phantom_folder / "images"), "--model", str(tmp_path / "missing.keras")], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [f"rdanet-gan segment: error: {tmp_path / 'missing.keras'}: no such model file"]
+
+
+def test_reproduce_writes_table1_and_figures(tmp_path, capsys):
+    out = tmp_path / "reproduction"
+    code, stdout, _ = run(["reproduce", "--data", "phantom", *TINY, "--batch-size", "16", "--out", str(out)], capsys)
+    assert code == 0
+    table = (out / "table1.md").read_text()
+    for row in ("RDAU-NET", "RDA-NET-GAN", "U-Net", "SegNet", "paper"):
+        assert row in table
+    assert len(list(csv.reader((out / "table1.csv").open()))) >= 7  # header, 4 models, 2 paper rows
+    for name in ("dice_distribution.png", "fig4_comparison.png", "split.json"):
+        assert (out / name).is_file()
+    for model in ("rdau-net", "rdanet-gan", "unet", "segnet"):
+        assert json.loads((out / model / "evaluation" / "summary.json").read_text())["pooled"]["dice"] >= 0.0
+    init = json.loads((out / "rdanet-gan" / "config.json").read_text())["settings"]["init_generator"]
+    assert init.endswith("rdau-net/best.keras")
