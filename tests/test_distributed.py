@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     from rdanet_gan.models import build_model
     from rdanet_gan.training import RDANetGAN
 
-    images, masks = make_phantoms(16, image_size=32, seed=0)
+    images, masks = make_phantoms(8, image_size=32, seed=0)
 
     def fit(strategy):
         keras.utils.set_random_seed(0)
@@ -47,7 +47,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_mirrored_fit_matches_single_device_losses():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2

@@ -12,6 +12,7 @@ from rdanet_gan.data import prepare_data
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.training import TrainConfig, TrainingDivergedError, train
+from rdanet_gan.training.trainer import build_segmenter, learning_rate
 
 SIZE = 32
 
@@ -111,3 +112,22 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
     assert all(np.isfinite(w).all() for w in weights_of(run / "best.keras"))
     assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
     assert [row["epoch"] for row in json.loads((run / "log.json").read_text())] == [1]
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    config = tiny("rdau-net", epochs=5, lr_schedule="cosine", warmup_epochs=1, learning_rate=1e-3)
+    schedule = learning_rate(config, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4) and rates[2] == pytest.approx(1e-3)
+    assert 0.0 < rates[3] < 1e-3 and rates[4] == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate(tiny("rdau-net"), steps_per_epoch=10) == 1e-4
+    with pytest.raises(ValueError, match="lr_schedule"):
+        tiny("rdau-net", lr_schedule="step")
+
+
+def test_norm_option_replaces_batch_normalisation():
+    layers = build_segmenter(tiny("rdau-net", norm="group")).layers
+    kinds = {type(layer).__name__ for layer in layers}
+    assert "GroupNormalization" in kinds and "BatchNormalization" not in kinds
+    with pytest.raises(ValueError, match="SegNet"):
+        build_segmenter(tiny("segnet", norm="group"))

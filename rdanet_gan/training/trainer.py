@@ -40,6 +40,7 @@ from rdanet_gan.training.losses import DiceBCELoss
 from rdanet_gan.training.precision import resolve_jit, set_precision
 
 MODELS = ("rdanet-gan", "rdau-net", "unet", "segnet")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -48,6 +49,9 @@ class TrainConfig:
 
     Defaults are the paper's (128x128, batch 32, Adam 1e-4, 50 epochs) except
     ``bn_momentum`` (0.9, not Keras's 0.99: see ``rdanet_gan.models``).
+    ``norm`` overrides the network's normalisation ("batch", "group",
+    "instance", "none"; None keeps the builder's); ``lr_schedule="cosine"``
+    decays the learning rate to zero after ``warmup_epochs`` of linear warm-up.
     """
 
     model: str = "rdanet-gan"
@@ -62,6 +66,9 @@ class TrainConfig:
     precision: str = "auto"
     jit: str = "auto"
     bn_momentum: float = 0.9
+    norm: str | None = None
+    lr_schedule: str = "constant"
+    warmup_epochs: int = 0
     augment: bool = True
     init_generator: str | None = None
     schedule: str = "epoch"
@@ -76,6 +83,8 @@ class TrainConfig:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
@@ -103,6 +112,10 @@ def build_segmenter(config: TrainConfig) -> keras.Model:
     options: dict = {"input_shape": (config.image_size, config.image_size, 1), "bn_momentum": config.bn_momentum}
     if config.base_width:
         options["base_width"] = config.base_width
+    if config.norm:
+        if segmenter_name(config.model) == "segnet":
+            raise ValueError("SegNet is defined with batch normalisation; norm applies to rdau-net and unet")
+        options["norm"] = config.norm
     return build_model(segmenter_name(config.model), **options)
 
 
@@ -113,12 +126,28 @@ def build_critic(config: TrainConfig) -> keras.Model:
     return build_model("critic", **options)
 
 
-def build_trainable(config: TrainConfig, jit_compile: bool) -> tuple[keras.Model, keras.Model]:
+def learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The optimizers' learning rate: constant (the paper's), or warm-up then cosine decay.
+
+    ``steps_per_epoch`` counts one optimizer's steps (sigma for each GAN player).
+    """
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    warmup = config.warmup_epochs * steps_per_epoch
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate,
+        decay_steps=max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int = 1) -> tuple[keras.Model, keras.Model]:
     """The compiled model to ``fit``, and the segmenter inside it."""
     if config.model != "rdanet-gan":
         segmenter = build_segmenter(config)
         segmenter.compile(
-            optimizer=keras.optimizers.Adam(config.learning_rate),
+            optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
             loss=DiceBCELoss(),
             metrics=segmentation_metrics(),
             jit_compile=jit_compile,
@@ -129,8 +158,8 @@ def build_trainable(config: TrainConfig, jit_compile: bool) -> tuple[keras.Model
         generator.set_weights(load_segmenter(config.init_generator).get_weights())
     gan = RDANetGAN(generator, build_critic(config), schedule=config.schedule, n_critic=config.n_critic, seed=config.seed)
     gan.compile(
-        g_optimizer=keras.optimizers.Adam(config.learning_rate),
-        d_optimizer=keras.optimizers.Adam(config.learning_rate),
+        g_optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
+        d_optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
         adversarial_weight=config.adversarial_weight,
         segmentation_weight=config.segmentation_weight,
         gp_weight=config.gp_weight,
@@ -224,7 +253,7 @@ def train(
 
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        model, segmenter = build_trainable(config, jit_compile)
+        model, segmenter = build_trainable(config, jit_compile, steps_per_epoch=int(train_ds.cardinality()))
 
     logger = MetricsLogger(run_dir / "log.csv", run_dir / "log.json")
     run_callbacks = [

@@ -1,0 +1,51 @@
+"""Single-frame DICOM scans: pixels to [0, 1] gray and the pixel spacing in millimetres."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pydicom = pytest.importorskip("pydicom")
+
+from pydicom.dataset import FileMetaDataset  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
+
+from rdanet_gan.data.dicom import read_dicom  # noqa: E402
+from rdanet_gan.errors import DataError  # noqa: E402
+from rdanet_gan.inference import read_scan  # noqa: E402
+
+
+def write_dicom(path, pixels: np.ndarray, spacing: tuple[float, float] | None) -> None:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"  # ultrasound image storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = pydicom.Dataset()
+    dataset.file_meta = meta
+    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    dataset.Rows, dataset.Columns = pixels.shape
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 0
+    if spacing:
+        dataset.PixelSpacing = list(spacing)
+    dataset.PixelData = pixels.astype(np.uint16).tobytes()
+    dataset.save_as(path, enforce_file_format=True)
+
+
+def test_dicom_pixels_are_scaled_to_unit_range_with_their_spacing(tmp_path):
+    pixels = np.arange(12 * 16, dtype=np.uint16).reshape(12, 16) * 100
+    write_dicom(tmp_path / "scan.dcm", pixels, spacing=(0.1, 0.2))
+    image, spacing = read_dicom(tmp_path / "scan.dcm")
+    assert image.shape == (12, 16) and image.dtype == np.float32
+    assert image.min() == 0.0 and image.max() == 1.0
+    np.testing.assert_allclose(image, pixels / pixels.max(), atol=1e-6)
+    assert spacing == pytest.approx((0.1, 0.2))
+    np.testing.assert_array_equal(read_scan(tmp_path / "scan.dcm"), image)
+
+
+def test_dicom_without_spacing_and_a_bad_dicom(tmp_path):
+    write_dicom(tmp_path / "plain.dcm", np.ones((4, 4), np.uint16), spacing=None)
+    assert read_dicom(tmp_path / "plain.dcm")[1] is None
+    (tmp_path / "bad.dcm").write_bytes(b"not a dicom file")
+    with pytest.raises(DataError, match="bad.dcm: not a readable DICOM file"):
+        read_dicom(tmp_path / "bad.dcm")
