@@ -7,12 +7,12 @@ import pytest
 
 pydicom = pytest.importorskip("pydicom")
 
-from pydicom.dataset import FileMetaDataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from rdanet_gan.data.dicom import read_dicom  # noqa: E402
-from rdanet_gan.errors import DataError  # noqa: E402
-from rdanet_gan.inference import read_scan  # noqa: E402
+from rdanet_gan.data.dicom import read_dicom
+from rdanet_gan.errors import DataError
+from rdanet_gan.inference import read_scan
 
 
 def write_dicom(path, pixels: np.ndarray, spacing: tuple[float, float] | None) -> None:
