@@ -147,8 +147,10 @@ def random_batch(network: str, config: dict) -> tuple[tf.Tensor, tf.Tensor]:
 def measure_network(config: dict) -> None:
     """Batch-1 and batch-32 inference, then batch-32 training, of one network.
 
-    The critic, trained alone, gets a mean-squared loss: that measures its
-    forward and backward cost; its real training step is in the GAN's rows.
+    Inference is ``predict_on_batch``: its time includes copying the
+    predictions to host memory, as a user gets them. The critic, trained
+    alone, gets a mean-squared loss: that measures its forward and backward
+    cost; its real training step is in the GAN's rows.
     """
     network = config["network"]
     model = build_model(network, **network_options(network, config))
@@ -239,7 +241,9 @@ def run_in_subprocess(config: dict, timeout: float | None) -> dict:
             lines = finished.stderr.strip().splitlines() or [f"exit status {finished.returncode}"]
             error = lines[-1]
     except subprocess.TimeoutExpired as expired:
-        stdout, error = (expired.stdout or b"").decode(errors="replace"), f"timed out after {timeout:g} s"
+        output = expired.stdout or b""  # bytes on POSIX, whatever text=True asked for
+        stdout = output.decode(errors="replace") if isinstance(output, bytes) else output
+        error = f"timed out after {timeout:g} s"
     result: dict = {"measurements": {}, "error": error}
     for line in stdout.splitlines():
         if line.startswith(RESULT_TAG):

@@ -32,24 +32,18 @@ def throughput():
     return module
 
 
-def run_script(*arguments: str) -> str:
-    """Run ``benchmarks/throughput.py`` on phantoms (no BUSI needed); return its standard output."""
-    env = {key: value for key, value in os.environ.items() if key != "RDANET_BUSI_DIR"}
-    command = [sys.executable, str(BENCHMARKS / "throughput.py"), *arguments]
-    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    return finished.stdout
-
-
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory) -> tuple[dict, str]:
     """A tiny run of the whole script: the critic (the cheapest network), float32 against mixed_bfloat16."""
     out_dir = tmp_path_factory.mktemp("throughput")
-    run_script(
-        "--quick", "--networks", "critic", "--image-size", str(SIZE), "--base-width", str(WIDTH),
-        "--precisions", "float32", "mixed_bfloat16", "--jit", "off", "--steps", "1", "--latency-steps", "2",
+    env = {key: value for key, value in os.environ.items() if key != "RDANET_BUSI_DIR"}  # phantoms: no data needed
+    command = [
+        sys.executable, str(BENCHMARKS / "throughput.py"), "--quick", "--networks", "critic",
+        "--image-size", str(SIZE), "--base-width", str(WIDTH), "--precisions", "float32", "mixed_bfloat16", "--jit", "off", "--steps", "1", "--latency-steps", "2",
         "--out-dir", str(out_dir),
-    )  # fmt: skip
+    ]  # fmt: skip
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr[-3000:]
     return json.loads((out_dir / "throughput.json").read_text()), (out_dir / "throughput.md").read_text()
 
 
@@ -115,15 +109,15 @@ def test_quick_run_writes_a_markdown_table(quick_run):
     assert {line.count("|") for line in table} == {header.count("|")}
 
 
-def test_gan_worker_measures_both_steps():
-    """One configuration process of the GAN, run directly: a critic step and a generator step."""
+def test_gan_measurement_times_both_steps(throughput, capsys):
+    """The GAN's configuration, measured in this process (a TensorFlow start-up saved): critic and generator steps."""
     config = {
         "network": "rdanet-gan", "precision": "float32", "jit": False, "image_size": SIZE, "base_width": WIDTH,
         "steps": 1, "warmup": 0, "latency_steps": 1, "max_seconds": 0,
     }  # fmt: skip
-    stdout = run_script("--worker", json.dumps(config))
-    tag = "throughput-result: "
-    records = [json.loads(line[len(tag) :]) for line in stdout.splitlines() if line.startswith(tag)]
+    throughput.measure_gan(config)
+    tag = throughput.RESULT_TAG
+    records = [json.loads(line[len(tag) :]) for line in capsys.readouterr().out.splitlines() if line.startswith(tag)]
     steps = {record["measurement"]: record for record in records if "measurement" in record}
     assert set(steps) == {"critic_step", "generator_step"}
     for step in steps.values():

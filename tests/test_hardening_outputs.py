@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from pathlib import Path
@@ -112,6 +113,23 @@ def test_a_write_stopped_half_way_leaves_no_partial_file(tmp_path, monkeypatch, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ([name] if existing else [])
     if existing:
         assert target.read_bytes() == OLD
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    write_scan(tmp_path / "data" / "images" / "a.png")
+    write_scan(tmp_path / "data" / "masks" / "a.png", value=255)
+    report = tmp_path / "report" / "inspection.json"
+
+    def disk_full(self, text, **_):
+        with open(self, "w") as handle:
+            handle.write(text[:10])
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    assert main(["inspect", "--data", str(tmp_path / "data"), "--json", str(report)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("rdanet-gan inspect: error: [Errno 28] No space left on device")
+    assert list(report.parent.iterdir()) == []
 
 
 # Existing outputs: replaced only with --overwrite, and the refusal comes before any work.

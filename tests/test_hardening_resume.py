@@ -79,31 +79,31 @@ def backup_contents(run: Path) -> dict[str, np.ndarray]:
 
 def test_a_run_killed_in_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    with open(tmp_path / "straight.log", "wb") as log:
+    with open(tmp_path / "straight.log", "wb") as log:  # the reference runs beside the other two
         reference = subprocess.Popen([*TRAIN, "--out", str(straight)], stdout=log, stderr=subprocess.STDOUT, env=ENV)
         try:
             kill_in_epoch([*TRAIN, "--out", str(resumed)], epoch=2)
+
+            # Killed in epoch 2 (or, on a slow reader, in epoch 3): the finished epochs are on disk,
+            # intact, and nothing of the end of the run exists.
+            before = epochs_logged(resumed)
+            finished = len(before)
+            assert [row["epoch"] for row in before] == list(range(1, finished + 1)) and finished in (1, 2)
+            assert not (resumed / "final.keras").exists()
+            assert load_segmenter(resumed / "best.keras").output_shape == (None, 32, 32, 1)
+
+            command = [*TRAIN, "--out", str(resumed), "--resume"]
+            result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=TIMEOUT, env=ENV)
             assert reference.wait(timeout=TIMEOUT) == 0, (tmp_path / "straight.log").read_text()[-3000:]
         finally:
             reference.kill()
-
-    # Killed in epoch 2 (or, on a slow reader, in epoch 3): the finished epochs are on disk, intact,
-    # and nothing of the end of the run exists.
-    before = epochs_logged(resumed)
-    finished = len(before)
-    assert [row["epoch"] for row in before] == list(range(1, finished + 1)) and finished in (1, 2)
-    assert not (resumed / "final.keras").exists()
-    assert load_segmenter(resumed / "best.keras").output_shape == (None, 32, 32, 1)
-
-    command = [*TRAIN, "--out", str(resumed), "--resume"]
-    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=TIMEOUT, env=ENV)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"Epoch {finished}/3" not in result.stdout  # the finished epochs are not trained again
     assert f"Epoch {finished + 1}/3" in result.stdout
 
     after = epochs_logged(resumed)
     assert [row["epoch"] for row in after] == [1, 2, 3]
-    assert after[0] == before[0]
+    assert after[:finished] == before
     final_straight = load_segmenter(straight / "final.keras").get_weights()
     final_resumed = load_segmenter(resumed / "final.keras").get_weights()
     assert len(final_straight) == len(final_resumed) > 0

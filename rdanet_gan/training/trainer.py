@@ -259,9 +259,10 @@ def train(
     run_callbacks = [
         EpochSeed(epoch),
         StopOnNonFinite(),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
         logger,
         BestModelCheckpoint(run_dir / "best.keras", extract=lambda _: float32_copy(segmenter, config)),
+        # Last, so an epoch counts as done only once its log row and checkpoint are written.
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
         *(callbacks or []),
     ]
     started = time.perf_counter()
