@@ -188,6 +188,8 @@ def measure_gan(config: dict) -> None:
     for phase, critic_steps, generator_steps in (("critic_step", 1, 0), ("generator_step", 0, 1)):
         gan.critic_steps.assign(critic_steps)  # a cycle of one step of this phase only
         gan.generator_steps.assign(generator_steps)
+        if bool(gan.is_critic_step()) != (phase == "critic_step"):
+            raise RuntimeError(f"could not force RDANetGAN into its {phase.replace('_', ' ')}")
         emit(timed(phase, train_step, BATCH_SIZE, config))
 
 
@@ -268,6 +270,7 @@ def estimate_peak(machine: dict, override_gflops: float | None) -> dict:
 
 
 def gpu_peak(name: str) -> dict:
+    """Datasheet peaks of a known GPU; float32 at the TF32 tensor-core rate when TensorFlow uses TF32."""
     known = next((peaks for key, peaks in GPU_PEAK_TFLOPS if key in name), None)
     if known is None:
         return {"gflops": None, "assumptions": f"no known peak for GPU {name!r}: pass --peak-gflops"}
@@ -599,7 +602,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data",
         type=Path,
         default=os.environ.get("RDANET_BUSI_DIR"),
-        help="BUSI folder for the input-pipeline measurement (default: $RDANET_BUSI_DIR; phantoms when neither is set)",
+        help="BUSI folder for the input-pipeline measurement, always at 128x128 (default: $RDANET_BUSI_DIR; "
+        "phantoms at --image-size when neither is set)",
     )
     parser.add_argument(
         "--out-dir",

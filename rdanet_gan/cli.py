@@ -34,6 +34,10 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="numeric precision (auto: bf16 where the hardware has it, else float32)")
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA compilation (auto: on for GPUs)")
     parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    parser.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNorm momentum (default: 0.9; Keras's 0.99 leaves stale statistics with few steps per epoch)")
+    parser.add_argument("--norm", choices=("batch", "group", "instance", "none"), help="normalisation of RDAU-Net / U-Net (default: the network's own)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant", help="learning-rate schedule (default: constant 1e-4, the paper's)")
+    parser.add_argument("--warmup-epochs", type=int, default=0, help="with --lr-schedule cosine: epochs of linear warm-up")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", required=True, help="split JSON file")
     evaluate.add_argument("--subset", default="test", choices=("train", "validation", "test"), help="which part of the split (default: test)")
     evaluate.add_argument("--native-resolution", action="store_true", help="score masks resized back to each scan's original size")
+    evaluate.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a pixel is lesion (default: 0.5)")
+    evaluate.add_argument("--flip-tta", action="store_true", help="average the prediction with that of the mirrored scan")
+    evaluate.add_argument("--postprocess", action="store_true", help="keep the largest lesion region and fill its holes")
     evaluate.add_argument("--out", help="folder for per_image.csv and summary.json")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -87,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser("reproduce", help="train and evaluate the four models; write Table 1 and Fig. 4")
     _add_train_options(reproduce)
     reproduce.add_argument("--out", default="reproduction", help="output folder; rerun to resume (default: ./reproduction)")
+    reproduce.add_argument(
+        "--models",
+        default="rdau-net,rdanet-gan,unet,segnet",
+        help="comma-separated rows of Table 1 to train and evaluate (default: all four; rdanet-gan needs rdau-net)",
+    )
     return parser
 
 
@@ -159,6 +171,10 @@ def _config(args, model: str, **extra):
         precision=args.precision,
         jit=args.jit,
         augment=not args.no_augment,
+        bn_momentum=args.bn_momentum,
+        norm=args.norm,
+        lr_schedule=args.lr_schedule,
+        warmup_epochs=args.warmup_epochs,
         **extra,
     )
 
@@ -182,7 +198,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from rdanet_gan.data import prepare_data
-    from rdanet_gan.evaluation.evaluate import evaluate_model
+    from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives
     from rdanet_gan.evaluation.report import table1_markdown
     from rdanet_gan.modelfiles import load_segmenter
 
@@ -191,8 +207,18 @@ def _evaluate(args) -> int:
     model = load_segmenter(args.model)
     size = model.input_shape[1]
     data = prepare_data(args.data, args.split, image_size=size)
-    evaluation = evaluate_model(model, getattr(data, args.subset), native_resolution=args.native_resolution)
+    evaluation = evaluate_model(
+        model,
+        getattr(data, args.subset),
+        native_resolution=args.native_resolution,
+        threshold=args.threshold,
+        flip_tta=args.flip_tta,
+        postprocess=args.postprocess,
+    )
     print(table1_markdown({Path(args.model).stem: evaluation}, include_paper=False))
+    normal = lesion_free_false_positives(evaluation)
+    if normal["lesion_free_scans"]:
+        print(f"lesion predicted on {normal['with_predicted_lesion']} of {normal['lesion_free_scans']} lesion-free scans")
     if out:
         evaluation.write_csv(out / "per_image.csv", overwrite=args.overwrite)
         evaluation.write_json(out / "summary.json", overwrite=args.overwrite)
@@ -301,10 +327,15 @@ def _segment(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from rdanet_gan.reproduce import reproduce
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.reproduce import check_models, reproduce
 
-    table = reproduce(_config(args, "rdau-net"), Path(args.out))
-    print(table)
+    models = [name.strip() for name in args.models.split(",") if name.strip()]
+    try:
+        check_models(models)
+    except ValueError as error:
+        raise RdanetError(f"--models: {error}") from None
+    print(reproduce(_config(args, "rdau-net"), Path(args.out), models=models))
     return 0
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from rdanet_gan.data import DataSplits, prepare_data, save_split
@@ -42,12 +43,27 @@ def train_and_evaluate(config: TrainConfig, run_dir: Path, data: DataSplits, ver
     return evaluation
 
 
-def reproduce(base: TrainConfig, out: str | Path, verbose: int | str = "auto") -> str:
-    """Train and evaluate the four models of Table 1 into ``out``; return the table as Markdown.
+def check_models(models: Sequence[str]) -> None:
+    """Refuse an empty or unknown selection, and RDA-NET-GAN without the RDAU-Net it starts from."""
+    if not models or set(models) - set(TABLE1_MODELS):
+        raise ValueError(f"models must be some of {', '.join(TABLE1_MODELS)}, got {', '.join(models) or 'none'}")
+    if "rdanet-gan" in models and "rdau-net" not in models:
+        raise ValueError("rdanet-gan starts from the trained rdau-net: include rdau-net")
+
+
+def reproduce(
+    base: TrainConfig,
+    out: str | Path,
+    models: Sequence[str] = tuple(TABLE1_MODELS),
+    verbose: int | str = "auto",
+) -> str:
+    """Train and evaluate the models of Table 1 into ``out``; return the table as Markdown.
 
     ``base`` gives the shared settings (data, split, epochs, batch size, image
-    size, width, seed, precision); its ``model`` is ignored.
+    size, width, seed, precision); its ``model`` is ignored. ``models`` picks
+    rows of the table (all four by default); RDA-NET-GAN needs RDAU-Net.
     """
+    check_models(models)
     out = Path(out)
     split_path = out / "split.json"
     split = str(split_path) if split_path.exists() else base.split
@@ -57,6 +73,8 @@ def reproduce(base: TrainConfig, out: str | Path, verbose: int | str = "auto") -
 
     results: dict[str, Evaluation] = {}
     for model, row_name in TABLE1_MODELS.items():
+        if model not in models:
+            continue
         init = str(out / "rdau-net" / "best.keras") if model == "rdanet-gan" else None
         config = dataclasses.replace(base, model=model, split=str(split_path), init_generator=init)
         results[row_name] = train_and_evaluate(config, out / model, data, verbose)
@@ -69,6 +87,7 @@ def reproduce(base: TrainConfig, out: str | Path, verbose: int | str = "auto") -
     masks = {
         name: list(load_segmenter(out / model / "best.keras").predict(images, verbose=0)[..., 0] > 0.5)
         for model, name in TABLE1_MODELS.items()
+        if model in models
     }
     plot_comparison_grid(list(images[..., 0]), list(data.test.masks[: len(images), ..., 0]), masks, out / "fig4_comparison.png")
     return table

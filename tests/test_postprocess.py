@@ -39,3 +39,13 @@ def test_threshold_is_the_one_with_the_best_pooled_dice():
     truth[:, :5] = True
     probability = np.where(truth, 0.45, 0.2)  # an under-confident model: 0.5 finds nothing
     assert choose_threshold([probability], [truth], candidates=(0.3, 0.5, 0.7)) == 0.3
+
+
+def test_lesion_free_scans_with_a_predicted_lesion_are_counted():
+    from rdanet_gan.evaluation import score_predictions
+    from rdanet_gan.evaluation.evaluate import lesion_free_false_positives
+
+    empty, spot = np.zeros((6, 6), bool), np.zeros((6, 6), bool)
+    spot[2, 2] = True
+    evaluation = score_predictions([spot, empty, spot], [empty, empty, spot])  # two normal scans, one flagged
+    assert lesion_free_false_positives(evaluation) == {"lesion_free_scans": 2, "with_predicted_lesion": 1, "fraction": 0.5}

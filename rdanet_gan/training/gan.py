@@ -168,13 +168,15 @@ class RDANetGAN(keras.Model):
 
     def critic_train_step(self, data):
         """A critic step of Algorithm 1: the critic learns, the generator is frozen."""
-        self._critic_step(*data)
+        images, masks, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self._critic_step(images, masks)
         self.step_counter.assign_add(1)
         return {m.name: m.result() for m in self.metrics}
 
     def generator_train_step(self, data):
         """A generator step of Algorithm 1: the generator learns, the critic is frozen."""
-        self._generator_step(*data)
+        images, masks, _ = keras.utils.unpack_x_y_sample_weight(data)
+        self._generator_step(images, masks)
         self.step_counter.assign_add(1)
         return {m.name: m.result() for m in self.metrics}
 
@@ -238,7 +240,7 @@ class RDANetGAN(keras.Model):
             metric.update_state(masks, fake_masks)
 
     def test_step(self, data):
-        images, masks = data
+        images, masks, _ = keras.utils.unpack_x_y_sample_weight(data)
         predictions = self.generator(images, training=False)
         self.trackers["seg_loss"].update_state(self._segmentation_loss(masks, predictions))
         for metric in self.segmentation_metrics:
