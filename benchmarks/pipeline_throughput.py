@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -25,26 +24,11 @@ import tensorflow as tf
 from rdanet_gan.data import Augmentation, find_records, load_arrays, make_dataset
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.fileio import write_json
+from rdanet_gan.machine import describe_machine
 
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
 IMAGE_SIZE, BATCH_SIZE = 128, 32
 QUICK_IMAGES = 96
-
-
-def machine() -> dict:
-    """CPU model, core count and library versions: throughput means little without them."""
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            cpu = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "tensorflow": tf.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def images_per_second(dataset: tf.data.Dataset, epochs: int) -> float:
@@ -84,7 +68,7 @@ def measure(data: Path, quick: bool) -> dict:
             "decode + resize (first pass)": decode_rate,
             **{f"tf.data, {k}": v for k, v in rates.items()},
         },
-        "machine": machine(),
+        "machine": describe_machine(),
     }
 
 

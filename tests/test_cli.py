@@ -12,7 +12,7 @@ import pytest
 
 from rdanet_gan.cli import main
 
-TINY = ["--image-size", "32", "--base-width", "4", "--batch-size", "8", "--epochs", "1"]
+TINY = ["--image-size", "32", "--base-width", "4", "--batch-size", "8", "--epochs", "1", "--jit", "off"]
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:

@@ -83,8 +83,8 @@ def test_explicit_jit(jit, expected):
     assert precision.resolve_jit(jit) is expected
 
 
-@pytest.mark.parametrize(("gpus", "expected"), [([], False), (["GPU:0"], True)])
-def test_auto_jit_is_on_only_with_a_gpu(monkeypatch, gpus, expected):
+@pytest.mark.parametrize(("gpus", "expected"), [([], True), (["GPU:0"], True)])
+def test_auto_jit_is_on_with_or_without_a_gpu(monkeypatch, gpus, expected):
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
     assert precision.resolve_jit("auto") is expected
     assert precision.resolve_jit() is expected

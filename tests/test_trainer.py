@@ -23,7 +23,7 @@ def phantoms():
 
 
 def tiny(model: str = "rdanet-gan", epochs: int = 3, **overrides) -> TrainConfig:
-    settings = {"model": model, "data": "phantom", "epochs": epochs, "batch_size": 8, "image_size": SIZE, "base_width": 4, "precision": "float32"}
+    settings = {"model": model, "data": "phantom", "epochs": epochs, "batch_size": 8, "image_size": SIZE, "base_width": 4, "precision": "float32", "jit": "off"}
     return TrainConfig(**{**settings, "seed": 3, **overrides})
 
 
