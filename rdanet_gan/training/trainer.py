@@ -228,9 +228,11 @@ def train(
     run_dir = Path(run_dir)
     config = _prepare_run_dir(run_dir, config, resume)
     keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
     policy = set_precision(config.precision)
     jit_compile = resolve_jit(config.jit)
+    if not jit_compile:
+        # Bit-for-bit reproducible runs. Not with XLA: Keras turns XLA off under op determinism.
+        tf.config.experimental.enable_op_determinism()
 
     split_path = run_dir / "split.json"
     if data is None:
@@ -238,10 +240,6 @@ def train(
         data = prepare_data(config.data, split, image_size=config.image_size, seed=config.seed, verbose=bool(verbose))
     if not split_path.exists():
         save_split(data.split, split_path)
-    write_json(
-        run_dir / "config.json",
-        {"settings": dataclasses.asdict(config), "precision_policy": policy, "jit_compile": jit_compile, "machine": describe_machine()},
-    )
 
     with tf.device("/CPU:0"):  # read by the tf.data pipeline, which runs on the host
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -254,6 +252,15 @@ def train(
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         model, segmenter = build_trainable(config, jit_compile, steps_per_epoch=int(train_ds.cardinality()))
+    write_json(
+        run_dir / "config.json",
+        {
+            "settings": dataclasses.asdict(config),
+            "precision_policy": policy,
+            "jit_compile": bool(model.jit_compile),  # what Keras accepted, not only what was asked
+            "machine": describe_machine(),
+        },
+    )
 
     logger = MetricsLogger(run_dir / "log.csv", run_dir / "log.json")
     run_callbacks = [
