@@ -21,8 +21,10 @@ EXIT_PARTIAL = 3
 SEGMENT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 
 
-def _add_train_options(parser: argparse.ArgumentParser) -> None:
+def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "default") -> None:
+    from rdanet_gan.data import AUGMENTATION_PRESETS
     from rdanet_gan.training.precision import PRECISIONS
+    from rdanet_gan.training.trainer import RECIPES
 
     parser.add_argument("--data", required=True, help="dataset folder (BUSI, images/+masks/, or UDIAT layout), or 'phantom' for generated scans")
     parser.add_argument("--split", help="split JSON file (default: a leakage-aware split made from --seed)")
@@ -33,11 +35,21 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="numeric precision (auto: bf16 where the hardware has it, else float32)")
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA compilation (auto: on for GPUs)")
-    parser.add_argument("--no-augment", action="store_true", help="train without data augmentation")
+    parser.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default=default_recipe,
+        help=f"named set of the options below (default: {default_recipe}; 'paper' is the faithful reproduction); explicit options win",
+    )
+    parser.add_argument(
+        "--augmentation",
+        help=f"augmentation preset ({', '.join(AUGMENTATION_PRESETS)}) or stages joined by commas, e.g. flip,elastic (default: the recipe's)",
+    )
+    parser.add_argument("--deep-supervision", action=argparse.BooleanOptionalAction, help="RDAU-Net / U-Net: side losses on the decoder levels (default: the recipe's)")
     parser.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNorm momentum (default: 0.9; Keras's 0.99 leaves stale statistics with few steps per epoch)")
     parser.add_argument("--norm", choices=("batch", "group", "instance", "none"), help="normalisation of RDAU-Net / U-Net (default: the network's own)")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant", help="learning-rate schedule (default: constant 1e-4, the paper's)")
-    parser.add_argument("--warmup-epochs", type=int, default=0, help="with --lr-schedule cosine: epochs of linear warm-up")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help="learning-rate schedule: constant 1e-4 (the paper's), cosine decay, or halving on a validation plateau (default: the recipe's)")
+    parser.add_argument("--warmup-epochs", type=int, help="with --lr-schedule cosine: epochs of linear warm-up (default: the recipe's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     reproduce = commands.add_parser("reproduce", help="train and evaluate the four models; write Table 1 and Fig. 4")
-    _add_train_options(reproduce)
+    _add_train_options(reproduce, default_recipe="paper")
     reproduce.add_argument("--out", default="reproduction", help="output folder; rerun to resume (default: ./reproduction)")
     reproduce.add_argument(
         "--models",
@@ -157,9 +169,26 @@ def _split(args) -> int:
 
 
 def _config(args, model: str, **extra):
+    from rdanet_gan.errors import RdanetError
+
+    try:
+        return _config_from_recipe(args, model, extra)
+    except ValueError as error:  # an option the settings refuse, e.g. an unknown augmentation stage
+        raise RdanetError(str(error)) from None
+
+
+def _config_from_recipe(args, model: str, extra: dict):
     from rdanet_gan.training import TrainConfig
 
-    return TrainConfig(
+    recipe_options = {
+        "augmentation": args.augmentation,
+        "deep_supervision": args.deep_supervision,
+        "lr_schedule": args.lr_schedule,
+        "warmup_epochs": args.warmup_epochs,
+    }
+    return TrainConfig.from_recipe(
+        args.recipe,
+        **{name: value for name, value in recipe_options.items() if value is not None},
         model=model,
         data=str(args.data),
         split=args.split,
@@ -170,11 +199,8 @@ def _config(args, model: str, **extra):
         seed=args.seed,
         precision=args.precision,
         jit=args.jit,
-        augment=not args.no_augment,
         bn_momentum=args.bn_momentum,
         norm=args.norm,
-        lr_schedule=args.lr_schedule,
-        warmup_epochs=args.warmup_epochs,
         **extra,
     )
 

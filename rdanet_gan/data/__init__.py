@@ -8,7 +8,7 @@ last step in one call.
 
 from __future__ import annotations
 
-from rdanet_gan.data.augment import Augmentation, augment_example
+from rdanet_gan.data.augment import AUGMENTATION_PRESETS, Augmentation, augment_example
 from rdanet_gan.data.decode import (
     ArraySet,
     load_arrays,
@@ -39,6 +39,7 @@ from rdanet_gan.data.split import load_split, make_split, save_split
 __all__ = [
     "DUPLICATE_THRESHOLD",
     "ArraySet",
+    "AUGMENTATION_PRESETS",
     "Augmentation",
     "DataSplits",
     "DatasetScan",

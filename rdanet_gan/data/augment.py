@@ -8,9 +8,11 @@ its mask together; masks are re-binarised after interpolation.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
+import keras
 import tensorflow as tf
 
 MAX_ROTATION_DEGREES = 10.0
@@ -20,6 +22,9 @@ MAX_BRIGHTNESS_SHIFT = 0.1
 MAX_CONTRAST_FACTOR = 1.25  # contrast factor in [1/1.25, 1.25]
 MAX_GAMMA = 1.25  # gamma exponent in [1/1.25, 1.25]
 MAX_SPECKLE_STD = 0.1
+ELASTIC_GRID = 4  # control points per side of the random displacement field
+ELASTIC_MAX_STD = 0.03  # of the image side, standard deviation of the control-point moves
+MAX_CROP_ZOOM = 1.4  # a random crop keeps 1/1.4 to all of the field of view
 
 
 @dataclass
@@ -32,13 +37,47 @@ class Augmentation:
     (0.9–1.1) and shift (±5 %); ``intensity`` jitters brightness, contrast
     and gamma (gain and dynamic-range settings differ between machines);
     ``speckle`` multiplies by ``1 + N(0, σ²)`` noise, σ ≤ 0.1 (the "speckle"
-    noise of ``skimage.util.random_noise``).
+    noise of ``skimage.util.random_noise``). ``elastic`` warps by a smooth
+    random displacement field (tissue compressed by the probe); ``crop`` zooms
+    into a random window of 1/1.4 to all of the scan, a lesion seen larger.
+    Off by default, the two are the ``strong`` preset's additions.
     """
 
     flip: bool = True
     affine: bool = True
     intensity: bool = True
     speckle: bool = True
+    elastic: bool = False
+    crop: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> Augmentation:
+        """An augmentation from a preset name (see ``AUGMENTATION_PRESETS``) or stage names joined by commas."""
+        names = AUGMENTATION_PRESETS.get(spec, spec)
+        stages = [name.strip() for name in names.split(",") if name.strip() and name.strip() != "none"]
+        valid = [field.name for field in dataclasses.fields(cls)]
+        unknown = [name for name in stages if name not in valid]
+        if unknown:
+            raise ValueError(
+                f"unknown augmentation {unknown[0]!r}: use a preset ({', '.join(AUGMENTATION_PRESETS)}) "
+                f"or stages joined by commas ({', '.join(valid)})"
+            )
+        return cls(**{name: name in stages for name in valid})
+
+    @property
+    def spec(self) -> str:
+        """The stages that are on, joined by commas ("none" for none): ``parse(spec)`` gives them back."""
+        return ",".join(field.name for field in dataclasses.fields(self) if getattr(self, field.name)) or "none"
+
+
+AUGMENTATION_PRESETS = {
+    "none": "none",
+    "paper": "flip",
+    "standard": "flip,affine,intensity,speckle",
+    "strong": "flip,affine,intensity,speckle,elastic,crop",
+}
+"""Named augmentations: ``paper`` flips only (the faithful recipe), ``standard`` adds small
+affine, intensity and speckle changes, ``strong`` adds elastic deformation and random crops."""
 
 
 def augment_example(
@@ -49,14 +88,18 @@ def augment_example(
     Each stage draws from its own sub-seed, so turning one stage off leaves
     the draws of the others unchanged.
     """
-    flip_seed, affine_seed, intensity_seed, speckle_seed = tf.unstack(
-        tf.random.experimental.stateless_split(seed, num=4)
+    flip_seed, affine_seed, intensity_seed, speckle_seed, elastic_seed, crop_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=6)
     )
     both = tf.concat([image, mask], axis=-1)
     if augmentation.flip:
         both = tf.image.stateless_random_flip_left_right(both, flip_seed)
+    if augmentation.crop:
+        both = _random_crop(both, crop_seed)
     if augmentation.affine:
         both = _random_affine(both, affine_seed)
+    if augmentation.elastic:
+        both = _random_elastic(both, elastic_seed)
     image, mask = both[..., :1], tf.cast(both[..., 1:] >= 0.5, tf.float32)
     if augmentation.intensity:
         image = _random_intensity(image, intensity_seed)
@@ -100,6 +143,31 @@ def _random_affine(both: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     scale = 1.0 + draws[1] * MAX_SCALE_CHANGE
     shift = draws[2:] * MAX_SHIFT_FRACTION * size
     return transform(both, affine_matrix(size, angle, scale, shift))
+
+
+def _random_crop(both: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Zoom by a factor in [1, 1.4] about a random point that keeps the window inside the scan."""
+    size = both.shape[0]
+    zoom_seed, shift_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    scale = tf.random.stateless_uniform([], zoom_seed, minval=1.0, maxval=MAX_CROP_ZOOM)
+    shift = tf.random.stateless_uniform([2], shift_seed, minval=-1.0, maxval=1.0) * (scale - 1.0) * (size - 1) / 2.0
+    return transform(both, affine_matrix(size, tf.constant(0.0), scale, shift))
+
+
+def _random_elastic(both: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Warp by a displacement field: random moves of a coarse grid of control points, upsampled bicubically."""
+    size = both.shape[0]
+    strength_seed, field_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    std = tf.random.stateless_uniform([], strength_seed, maxval=ELASTIC_MAX_STD) * size
+    coarse = tf.random.stateless_normal([1, ELASTIC_GRID, ELASTIC_GRID, 2], field_seed) * std
+    field = tf.image.resize(coarse, [size, size], method="bicubic")[0]
+    rows, cols = tf.meshgrid(tf.range(size, dtype=tf.float32), tf.range(size, dtype=tf.float32), indexing="ij")
+    coordinates = tf.stack([rows + field[..., 0], cols + field[..., 1]])
+    channels = [
+        keras.ops.image.map_coordinates(both[..., c], coordinates, order=1, fill_mode="constant", fill_value=0.0)
+        for c in range(both.shape[-1])
+    ]
+    return tf.stack(channels, axis=-1)
 
 
 def _random_intensity(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:

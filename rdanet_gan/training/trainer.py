@@ -35,12 +35,23 @@ from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.models import build_model
 from rdanet_gan.training.callbacks import BestModelCheckpoint, EpochSeed, MetricsLogger, StopOnNonFinite
+from rdanet_gan.training.deep_supervision import DeeplySupervised
 from rdanet_gan.training.gan import RDANetGAN
 from rdanet_gan.training.losses import DiceBCELoss
 from rdanet_gan.training.precision import resolve_jit, set_precision
 
 MODELS = ("rdanet-gan", "rdau-net", "unet", "segnet")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+PLATEAU = {"factor": 0.5, "patience": 5, "min_lr": 1e-6}
+"""``lr_schedule="plateau"``: halve the rate after 5 epochs without a better validation Dice."""
+
+RECIPES = {
+    "paper": {"augmentation": "paper", "lr_schedule": "constant", "warmup_epochs": 0, "deep_supervision": False},
+    "default": {"augmentation": "standard", "lr_schedule": "constant", "warmup_epochs": 0, "deep_supervision": False},
+}
+"""Named sets of training options. ``paper`` is the faithful reproduction (flips only,
+constant learning rate; Table 1 uses it); ``default`` is what ``train`` uses unless told
+otherwise. Options given explicitly win over the recipe's."""
 
 
 @dataclass
@@ -51,7 +62,11 @@ class TrainConfig:
     ``bn_momentum`` (0.9, not Keras's 0.99: see ``rdanet_gan.models``).
     ``norm`` overrides the network's normalisation ("batch", "group",
     "instance", "none"; None keeps the builder's); ``lr_schedule="cosine"``
-    decays the learning rate to zero after ``warmup_epochs`` of linear warm-up.
+    decays the learning rate to zero after ``warmup_epochs`` of linear warm-up,
+    ``"plateau"`` halves it when the validation Dice stalls (supervised models).
+    ``augmentation`` is a preset or stage list of :meth:`Augmentation.parse`;
+    ``deep_supervision`` adds side losses on the decoder (RDAU-Net, U-Net).
+    ``recipe`` records the named recipe the run started from (see :meth:`from_recipe`).
     """
 
     model: str = "rdanet-gan"
@@ -69,7 +84,9 @@ class TrainConfig:
     norm: str | None = None
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
-    augment: bool = True
+    augmentation: str = "standard"
+    deep_supervision: bool = False
+    recipe: str | None = None
     init_generator: str | None = None
     schedule: str = "epoch"
     n_critic: int = 5
@@ -85,10 +102,26 @@ class TrainConfig:
             raise ValueError("epochs and batch_size must be positive")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.lr_schedule == "plateau" and self.model == "rdanet-gan":
+            raise ValueError("lr_schedule 'plateau' applies to the supervised models; use constant or cosine for the GAN")
+        if self.deep_supervision and self.model in ("rdanet-gan", "segnet"):
+            raise ValueError("deep_supervision applies to rdau-net and unet (the GAN inherits it through init_generator)")
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        Augmentation.parse(self.augmentation)
+
+    @classmethod
+    def from_recipe(cls, recipe: str = "default", **overrides) -> TrainConfig:
+        """The settings of a named recipe (``RECIPES``), with ``overrides`` on top."""
+        if recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+        return cls(**{**RECIPES[recipe], **overrides, "recipe": recipe})
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
         settings = json.loads(Path(path).read_text())["settings"]
+        if "augment" in settings and "augmentation" not in settings:  # runs started before augmentation presets
+            settings["augmentation"] = "standard" if settings["augment"] else "none"
         return cls(**{f.name: settings[f.name] for f in dataclasses.fields(cls) if f.name in settings})
 
 
@@ -131,7 +164,7 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.op
 
     ``steps_per_epoch`` counts one optimizer's steps (sigma for each GAN player).
     """
-    if config.lr_schedule == "constant":
+    if config.lr_schedule in ("constant", "plateau"):  # plateau: a callback lowers the rate
         return config.learning_rate
     warmup = config.warmup_epochs * steps_per_epoch
     return keras.optimizers.schedules.CosineDecay(
@@ -146,13 +179,14 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
     """The compiled model to ``fit``, and the segmenter inside it."""
     if config.model != "rdanet-gan":
         segmenter = build_segmenter(config)
-        segmenter.compile(
+        model = DeeplySupervised(segmenter) if config.deep_supervision else segmenter
+        model.compile(
             optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
             loss=DiceBCELoss(),
             metrics=segmentation_metrics(),
             jit_compile=jit_compile,
         )
-        return segmenter, segmenter
+        return model, segmenter
     generator = build_segmenter(config)
     if config.init_generator:
         generator.set_weights(load_segmenter(config.init_generator).get_weights())
@@ -243,7 +277,7 @@ def train(
 
     with tf.device("/CPU:0"):  # read by the tf.data pipeline, which runs on the host
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    augmentation = Augmentation() if config.augment else Augmentation(False, False, False, False)
+    augmentation = Augmentation.parse(config.augmentation)
     train_ds = make_dataset(
         data.train.images, data.train.masks, config.batch_size, training=True, augmentation=augmentation, seed=config.seed, epoch=epoch
     )
@@ -272,6 +306,8 @@ def train(
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
         *(callbacks or []),
     ]
+    if config.lr_schedule == "plateau":
+        run_callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(monitor="val_dice", mode="max", verbose=1, **PLATEAU))
     started = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose, shuffle=False
