@@ -28,7 +28,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np
 
 from rdanet_gan.data import ArraySet, find_records, load_arrays, prepare_data, save_split
 from rdanet_gan.errors import RdanetError
@@ -71,6 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA for every variant but no-xla")
     return parser.parse_args(argv)
 
 
@@ -89,6 +89,7 @@ def variant_config(name: str, args: argparse.Namespace, split: Path) -> TrainCon
             "base_width": args.base_width,
             "seed": args.seed,
             "precision": "float32",
+            "jit": args.jit,
             **options,
         },
     )
@@ -157,12 +158,16 @@ def normal_scans(data: str, image_size: int) -> ArraySet | None:
 
 def markdown(results: dict, args: argparse.Namespace) -> str:
     lines = [
-        f"### RDAU-Net ablation (width {args.base_width}, {args.epochs} epochs, {args.image_size}×{args.image_size}, "
-        f"batch {args.batch_size}, seed {args.seed})",
+        (
+            f"### RDAU-Net ablation (width {args.base_width}, {args.epochs} epochs, {args.image_size}×{args.image_size}, "
+            f"batch {args.batch_size}, seed {args.seed})"
+        ),
         "",
-        "| variant | val Dice plain | val Dice final | inference (chosen on val) | test Dice pooled | test Dice per image "
-        "| test precision | test sensitivity | test HD95 px | normal scans flagged (raw / post-processed) "
-        "| val Dice inference / training mode | training min |",
+        (
+            "| variant | val Dice plain | val Dice final | inference (chosen on val) | test Dice pooled | test Dice per image "
+            "| test precision | test sensitivity | test HD95 px | normal scans flagged (raw / post-processed) "
+            "| val Dice inference / training mode | training min |"
+        ),
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in results.items():
@@ -182,12 +187,18 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
     machine = describe_machine()
     lines += [
         "",
-        f"- Machine: {machine['cpu']} ({machine['cores']} cores), GPUs: {', '.join(machine['gpus']) or 'none'}; "
-        f"TensorFlow {machine['tensorflow']}.",
-        "- Each variant differs from `standard` (the default recipe) in the named option only; `paper` is the "
-        "faithful recipe (flips only). Pooled Dice over all pixels of the split; per-image Dice is the mean over scans.",
-        "- Inference settings scored on the validation split: plain (0.5), flip TTA, threshold chosen on validation, "
-        "post-processing (largest region, holes filled), all three; the best one alone is applied to the test split.",
+        (
+            f"- Machine: {machine['cpu']} ({machine['cores']} cores), GPUs: {', '.join(machine['gpus']) or 'none'}; "
+            f"TensorFlow {machine['tensorflow']}."
+        ),
+        (
+            "- Each variant differs from `standard` (the default recipe) in the named option only; `paper` is the "
+            "faithful recipe (flips only). Pooled Dice over all pixels of the split; per-image Dice is the mean over scans."
+        ),
+        (
+            "- Inference settings scored on the validation split: plain (0.5), flip TTA, threshold chosen on validation, "
+            "post-processing (largest region, holes filled), all three; the best one alone is applied to the test split."
+        ),
     ]
     return "\n".join(lines) + "\n"
 

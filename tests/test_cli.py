@@ -123,3 +123,32 @@ def test_reproduce_writes_table1_and_figures(tmp_path, capsys):
 def test_reproduce_refuses_a_bad_model_selection(models, tmp_path, capsys):
     code, _, err = run(["reproduce", "--data", "phantom", "--out", str(tmp_path), "--models", models], capsys)
     assert code == 2 and err.startswith("rdanet-gan reproduce: error: --models:")
+
+
+def config_from(argv: list[str]):
+    from rdanet_gan.cli import _config, build_parser
+
+    args = build_parser().parse_args(argv)
+    return _config(args, args.model if args.command == "train" else "rdau-net")
+
+
+def test_recipes_fill_in_options_the_command_line_leaves_out():
+    default = config_from(["train", "--model", "rdau-net", "--data", "phantom"])
+    assert (default.recipe, default.augmentation) == ("default", "standard")
+    paper = config_from(["reproduce", "--data", "phantom"])  # Table 1 is the faithful recipe
+    assert (paper.recipe, paper.augmentation, paper.lr_schedule) == ("paper", "paper", "constant")
+    mixed = config_from(["train", "--model", "unet", "--data", "phantom", "--recipe", "paper", "--augmentation", "flip,elastic", "--deep-supervision"])
+    assert (mixed.recipe, mixed.augmentation, mixed.deep_supervision) == ("paper", "flip,elastic", True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--model", "rdau-net", "--augmentation", "flip,warp"], "unknown augmentation 'warp'"),
+        (["--model", "segnet", "--deep-supervision"], "deep_supervision applies to rdau-net and unet"),
+    ],
+)
+def test_options_that_do_not_apply_are_one_line_and_exit_2(options, message, tmp_path, capsys):
+    code, _, err = run(["train", *options, "--data", "phantom", "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()

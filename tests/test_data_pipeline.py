@@ -229,3 +229,53 @@ def test_make_dataset_rejects_mismatched_arrays(phantoms):
     images, masks = phantoms
     with pytest.raises(ValueError, match="one shape"):
         make_dataset(images, masks[:, :16])
+
+
+@pytest.mark.parametrize(
+    ("spec", "stages"),
+    [
+        ("paper", "flip"),
+        ("standard", "flip,affine,intensity,speckle"),
+        ("strong", "flip,affine,intensity,speckle,elastic,crop"),
+        ("none", "none"),
+        ("elastic, flip", "flip,elastic"),
+    ],
+)
+def test_augmentation_presets_and_stage_lists_round_trip(spec, stages):
+    augmentation = Augmentation.parse(spec)
+    assert augmentation.spec == stages
+    assert Augmentation.parse(augmentation.spec) == augmentation
+    assert Augmentation.parse("standard") == Augmentation()  # the dataclass defaults are the standard preset
+
+
+def test_an_unknown_augmentation_stage_names_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'.*presets? \\(none, paper, standard, strong\\)"):
+        Augmentation.parse("flip,rotate")
+
+
+@pytest.mark.parametrize("stage", ["elastic", "crop"])
+def test_elastic_and_crop_move_image_and_mask_together_and_are_seeded(stage):
+    square = np.zeros((SIZE, SIZE, 1), np.float32)
+    square[8:20, 10:26] = 1.0
+    only = Augmentation.parse(stage)
+    results = [augment_example(tf.constant(square), tf.constant(square), tf.constant([s, 1], tf.int64), only) for s in range(6)]
+    images = np.stack([image.numpy() for image, _ in results])
+    masks = np.stack([mask.numpy() for _, mask in results])
+    assert not all(np.array_equal(mask, square) for mask in masks)  # something moved
+    np.testing.assert_array_equal(masks, (images >= 0.5).astype(np.float32))  # same warp, then a threshold
+    again = augment_example(tf.constant(square), tf.constant(square), tf.constant([0, 1], tf.int64), only)[0]
+    np.testing.assert_array_equal(again.numpy(), images[0])
+    if stage == "crop":  # a zoom into the scan: the lesion can only grow
+        assert np.mean([mask.sum() for mask in masks]) > square.sum()
+
+
+def test_new_stages_leave_the_draws_of_the_standard_ones_unchanged(phantoms):
+    """Runs started before elastic and crop existed (four sub-seeds) resume with the same augmentation."""
+    seed = tf.constant([4, 2], tf.int64)
+    four = tf.random.experimental.stateless_split(seed, num=4)
+    six = tf.random.experimental.stateless_split(seed, num=6)
+    np.testing.assert_array_equal(four, six[:4])
+    images, masks = phantoms
+    standard = augment_example(tf.constant(images[0]), tf.constant(masks[0]), seed, Augmentation())
+    strong = augment_example(tf.constant(images[0]), tf.constant(masks[0]), seed, Augmentation.parse("strong"))
+    assert not np.array_equal(strong[0], standard[0])

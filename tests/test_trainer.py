@@ -131,3 +131,33 @@ def test_norm_option_replaces_batch_normalisation():
     assert "GroupNormalization" in kinds and "BatchNormalization" not in kinds
     with pytest.raises(ValueError, match="SegNet"):
         build_segmenter(tiny("segnet", norm="group"))
+
+
+def test_recipes_set_options_and_explicit_options_win():
+    paper = TrainConfig.from_recipe("paper", model="rdau-net")
+    assert (paper.recipe, paper.augmentation, paper.lr_schedule, paper.deep_supervision) == ("paper", "paper", "constant", False)
+    assert TrainConfig.from_recipe("paper", augmentation="strong").augmentation == "strong"
+    assert TrainConfig.from_recipe().recipe == "default"
+    with pytest.raises(ValueError, match="recipe must be one of paper, default"):
+        TrainConfig.from_recipe("fancy")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"model": "rdanet-gan", "lr_schedule": "plateau"}, "plateau"),
+        ({"model": "segnet", "deep_supervision": True}, "deep_supervision"),
+        ({"model": "unet", "augmentation": "flip,warp"}, "unknown augmentation 'warp'"),
+    ],
+)
+def test_settings_that_do_not_apply_are_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
+
+
+def test_a_run_from_before_augmentation_presets_resumes_with_its_augmentation(tmp_path):
+    settings = {"model": "rdau-net", "epochs": 50, "augment": True}
+    (tmp_path / "config.json").write_text(json.dumps({"settings": settings}))
+    assert TrainConfig.from_json(tmp_path / "config.json").augmentation == "standard"
+    (tmp_path / "config.json").write_text(json.dumps({"settings": {**settings, "augment": False}}))
+    assert TrainConfig.from_json(tmp_path / "config.json").augmentation == "none"

@@ -37,9 +37,9 @@ from rdanet_gan.data.records import (
 from rdanet_gan.data.split import load_split, make_split, save_split
 
 __all__ = [
+    "AUGMENTATION_PRESETS",
     "DUPLICATE_THRESHOLD",
     "ArraySet",
-    "AUGMENTATION_PRESETS",
     "Augmentation",
     "DataSplits",
     "DatasetScan",

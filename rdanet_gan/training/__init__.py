@@ -1,4 +1,4 @@
-"""Training: the GAN of Algorithm 1, losses, callbacks, precision, and the ``train`` entry point."""
+"""Training: the GAN of Algorithm 1, deep supervision, losses, callbacks, precision, and the ``train`` entry point."""
 
 from rdanet_gan.training.callbacks import (
     BestModelCheckpoint,
@@ -7,14 +7,17 @@ from rdanet_gan.training.callbacks import (
     StopOnNonFinite,
     TrainingDivergedError,
 )
+from rdanet_gan.training.deep_supervision import DeeplySupervised
 from rdanet_gan.training.gan import RDANetGAN
 from rdanet_gan.training.losses import DiceBCELoss, gradient_penalty
 from rdanet_gan.training.precision import resolve_jit, resolve_precision, set_precision
-from rdanet_gan.training.trainer import MODELS, TrainConfig, TrainResult, train
+from rdanet_gan.training.trainer import MODELS, RECIPES, TrainConfig, TrainResult, train
 
 __all__ = [
     "MODELS",
+    "RECIPES",
     "BestModelCheckpoint",
+    "DeeplySupervised",
     "DiceBCELoss",
     "EpochSeed",
     "MetricsLogger",
