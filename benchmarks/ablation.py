@@ -1,8 +1,9 @@
 """Ablation: what moves RDAU-Net's Dice on a leakage-aware split.
 
 Every training variant is one RDAU-Net trained with the same split, seed,
-epochs and width; only the named option differs from the ``standard``
-variant (the ``default`` recipe). Each trained network (its best validation
+epochs and width, by its own ``rdanet-gan train`` command (recorded in the
+results); only the named option differs from the ``standard`` variant (the
+``default`` recipe). Each trained network (its best validation
 Dice checkpoint) is then scored on the validation split under five inference
 settings (plain at 0.5, flip test-time augmentation, the threshold chosen on
 the validation split, post-processing, all three). The setting with the best
@@ -23,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,20 +40,18 @@ from rdanet_gan.fileio import write_json, write_text
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.postprocess import choose_threshold, predict_with_flips
-from rdanet_gan.training import TrainConfig, train
 
 VARIANTS = {
-    "paper": {"recipe": "paper"},  # flips only, constant learning rate: the faithful recipe
-    "standard": {},  # the default recipe: flips, small affine, intensity and speckle changes
-    "strong-augmentation": {"augmentation": "strong"},
-    "deep-supervision": {"deep_supervision": True},
-    "cosine": {"lr_schedule": "cosine", "warmup_epochs": 2},
-    "plateau": {"lr_schedule": "plateau"},
-    "group-norm": {"norm": "group"},
-    # Last: float32 without XLA, the reference of the fast setting (and it turns op determinism
-    # on for the rest of the process, which switches XLA off).
-    "no-xla": {"jit": "off"},
+    "paper": ["--recipe", "paper"],  # flips only, constant learning rate: the faithful recipe
+    "standard": [],  # the default recipe: flips, small affine, intensity and speckle changes
+    "no-xla": ["--jit", "off"],  # float32 without XLA: the reference of the fast setting
+    "strong-augmentation": ["--augmentation", "strong"],
+    "deep-supervision": ["--deep-supervision"],
+    "cosine": ["--lr-schedule", "cosine", "--warmup-epochs", "2"],
+    "plateau": ["--lr-schedule", "plateau"],
+    "group-norm": ["--norm", "group"],
 }
+"""Variant name -> the ``rdanet-gan train`` options that set it apart from ``standard``."""
 INFERENCE = {
     "plain": {"flip_tta": False, "tune_threshold": False, "postprocess": False},
     "flip-tta": {"flip_tta": True, "tune_threshold": False, "postprocess": False},
@@ -74,25 +75,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def variant_config(name: str, args: argparse.Namespace, split: Path) -> TrainConfig:
-    options = dict(VARIANTS[name])
-    recipe = options.pop("recipe", "default")
-    return TrainConfig.from_recipe(
-        recipe,
-        **{
-            "model": "rdau-net",
-            "data": args.data,
-            "split": str(split),
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "image_size": args.image_size,
-            "base_width": args.base_width,
-            "seed": args.seed,
-            "precision": "float32",
-            "jit": args.jit,
-            **options,
-        },
-    )
+def train_command(name: str, args: argparse.Namespace, split: Path, run_dir: Path, resume: bool = False) -> list[str]:
+    """The ``rdanet-gan train`` command of one variant (each runs in its own process: a run
+    without XLA turns on op determinism, which would switch XLA off for the rest of a process)."""
+    command = ["rdanet-gan", "train", "--model", "rdau-net", "--data", args.data, "--split", str(split)]
+    command += ["--epochs", str(args.epochs), "--base-width", str(args.base_width), "--image-size", str(args.image_size)]
+    command += ["--batch-size", str(args.batch_size), "--seed", str(args.seed), "--precision", "float32", "--jit", args.jit]
+    command += [*VARIANTS[name], "--out", str(run_dir)]
+    return command + (["--resume"] if resume else [])
 
 
 def finished(run_dir: Path, epochs: int) -> bool:
@@ -222,12 +212,13 @@ def main(argv=None) -> int:
         results = json.loads(results_path.read_text())["variants"] if results_path.exists() else {}
         for name in names:
             run_dir = out / name
-            config = variant_config(name, args, split_path)
-            if not finished(run_dir, config.epochs):
-                print(f"== {name}: training", flush=True)
-                train(config, run_dir, resume=(run_dir / "config.json").exists(), data=data, verbose=2)
+            if not finished(run_dir, args.epochs):
+                command = train_command(name, args, split_path, run_dir, resume=(run_dir / "config.json").exists())
+                print(f"== {name}: {shlex.join(command)}", flush=True)
+                if subprocess.run([sys.executable, "-m", "rdanet_gan", *command[1:]], check=False).returncode:
+                    raise RdanetError(f"variant {name}: training failed (see above)")
             if name not in results:
-                results[name] = assess(run_dir, data, normal, args.batch_size)
+                results[name] = {**assess(run_dir, data, normal, args.batch_size), "command": shlex.join(train_command(name, args, split_path, run_dir))}
                 write_json(results_path, {"settings": vars(args), "machine": describe_machine(), "variants": results})
             print(f"== {name}: val Dice {results[name]['validation'][results[name]['inference']]['dice']:.3f}", flush=True)
     except RdanetError as error:

@@ -31,6 +31,7 @@ def test_tiny_ablation_scores_validation_settings_and_reads_test_once(ablation, 
     assert set(paper["test"]) == {"dice", "dice_per_image", "precision", "sensitivity", "hd95"}  # one setting only
     assert json.loads((out / "paper" / "config.json").read_text())["settings"]["augmentation"] == "paper"
     assert "| paper |" in (out / "ablation.md").read_text()
+    assert "rdanet-gan train --model rdau-net" in paper["command"] and "--recipe paper" in paper["command"]
 
     log = (out / "paper" / "log.csv").read_text()
     assert ablation.main([*TINY, "--out", str(out), "--variants", "paper"]) == 0  # resumes: nothing retrained
