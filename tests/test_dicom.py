@@ -49,3 +49,12 @@ def test_dicom_without_spacing_and_a_bad_dicom(tmp_path):
     (tmp_path / "bad.dcm").write_bytes(b"not a dicom file")
     with pytest.raises(DataError, match="bad.dcm: not a readable DICOM file"):
         read_dicom(tmp_path / "bad.dcm")
+
+
+def test_dicom_larger_than_the_pixel_limit_is_refused_from_its_header(tmp_path, monkeypatch):
+    write_dicom(tmp_path / "big.dcm", np.ones((40, 50), np.uint16), spacing=None)
+    monkeypatch.setenv("RDANET_MAX_PIXELS", "1999")
+    with pytest.raises(DataError, match="big.dcm: image is 40x50 .* more than 1,999 pixels; set RDANET_MAX_PIXELS"):
+        read_dicom(tmp_path / "big.dcm")
+    monkeypatch.setenv("RDANET_MAX_PIXELS", "2000")
+    assert read_dicom(tmp_path / "big.dcm")[0].shape == (40, 50)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rdanet_gan.data.decode import MAX_PIXELS_VARIABLE, max_pixels
 from rdanet_gan.errors import DataError
 
 
@@ -17,6 +18,17 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None
         raise DataError(path, "reading DICOM needs the dicom extra: pip install 'rdanet_gan[dicom]'") from None
     try:
         dataset = pydicom.dcmread(path)
+        rows, columns, frames = (int(dataset.get(tag) or 1) for tag in ("Rows", "Columns", "NumberOfFrames"))
+    except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad files
+        raise DataError(path, f"not a readable DICOM file ({type(error).__name__})") from None
+    limit = max_pixels()
+    if rows * columns * frames > limit:  # checked from the header, before the pixels are decoded
+        raise DataError(
+            path,
+            f"image is {rows}x{columns} (height x width) x {frames} frames, more than {limit:,} pixels; "
+            f"set {MAX_PIXELS_VARIABLE} to allow it",
+        )
+    try:
         pixels = dataset.pixel_array.astype(np.float32)
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad files
         raise DataError(path, f"not a readable DICOM file ({type(error).__name__})") from None
