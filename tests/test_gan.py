@@ -90,6 +90,25 @@ def test_epoch_schedule_runs_sigma_critic_then_sigma_generator_steps():
     assert recorder.steps == one_epoch + [(d + 3, g + 3) for d, g in one_epoch]
 
 
+class StepLogs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.keys: list[set[str]] = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.keys.append(set(logs))
+
+
+def test_critic_half_reports_only_critic_terms_and_the_epoch_logs_everything():
+    """No generator metric is shown before the generator has run that epoch (it would read 1.0, nothing counted)."""
+    gan = tiny_gan(schedule="epoch")
+    recorder = StepLogs()
+    history = gan.fit(phantom_dataset(n=8, batch_size=4), epochs=1, callbacks=[recorder], verbose=0)  # sigma = 2
+    assert recorder.keys[0] == recorder.keys[1] == {"d_loss", "wasserstein", "gp"}
+    assert {"d_loss", "g_loss", "seg_loss", "dice"} <= recorder.keys[2] == recorder.keys[3]
+    assert {"d_loss", "g_loss", "dice"} <= set(history.history)
+
+
 def test_interleaved_schedule_runs_n_critic_steps_per_generator_step():
     gan = tiny_gan(schedule="interleaved")  # n_critic = 2
     recorder = OptimizerSteps()

@@ -27,6 +27,7 @@ from rdanet_gan.training.losses import (
 )
 
 SCHEDULES = ("epoch", "interleaved")
+CRITIC_TERMS = ("d_loss", "wasserstein", "gp")
 
 
 def _scale_for_replicas(loss: tf.Tensor) -> tf.Tensor:
@@ -167,11 +168,17 @@ class RDANetGAN(keras.Model):
         return self.critic_train_step(data) if self.is_critic_step() else self.generator_train_step(data)
 
     def critic_train_step(self, data):
-        """A critic step of Algorithm 1: the critic learns, the generator is frozen."""
+        """A critic step of Algorithm 1: the critic learns, the generator is frozen.
+
+        With ``schedule="epoch"`` the critic half of an epoch reports the critic's
+        terms only: the generator's have not been measured yet that epoch (and the
+        epoch's last step, whose logs Keras keeps, is a generator step).
+        """
         images, masks, _ = keras.utils.unpack_x_y_sample_weight(data)
         self._critic_step(images, masks)
         self.step_counter.assign_add(1)
-        return {m.name: m.result() for m in self.metrics}
+        reported = [self.trackers[name] for name in CRITIC_TERMS] if self.schedule == "epoch" else self.metrics
+        return {m.name: m.result() for m in reported}
 
     def generator_train_step(self, data):
         """A generator step of Algorithm 1: the generator learns, the critic is frozen."""
