@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -117,3 +118,9 @@ def test_first_training_batch_is_well_formed_and_reproducible(records, split):
     again_images, again_masks = first_batch()
     np.testing.assert_array_equal(images, again_images)
     np.testing.assert_array_equal(masks, again_masks)
+
+
+def test_the_committed_split_is_the_one_seed_0_makes(split):
+    """weights/split.json, on which the shipped models are trained and scored, is reproducible from the data."""
+    committed = json.loads((Path(__file__).resolve().parents[1] / "weights" / "split.json").read_text())
+    assert {part: committed[part] for part in ("train", "validation", "test")} == split
