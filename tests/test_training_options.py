@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pytest
 
 from rdanet_gan.data import prepare_data
-from rdanet_gan.training import TrainConfig, train
+from rdanet_gan.training import DeeplySupervised, TrainConfig, train
 from rdanet_gan.training.trainer import build_segmenter
 
 SIZE = 32
@@ -23,20 +24,27 @@ def tiny(model: str, epochs: int = 1, **overrides) -> TrainConfig:
 
 
 def test_deep_supervision_trains_side_heads_and_saves_the_plain_network(tmp_path, phantoms):
-    result = train(tiny("rdau-net", epochs=2, deep_supervision=True, learning_rate=1e-3), tmp_path / "run", data=phantoms, verbose=0)
+    result = train(tiny("unet", epochs=2, deep_supervision=True, learning_rate=1e-3), tmp_path / "run", data=phantoms, verbose=0)
     assert {"loss", "side_loss", "val_loss", "val_dice"} <= set(result.history[-1])
     assert "val_side_loss" not in result.history[-1]
     assert result.history[-1]["side_loss"] < result.history[0]["side_loss"]
     saved = keras.models.load_model(result.final_model, safe_mode=True)
     assert len(saved.outputs) == 1
     assert not any(layer.name.endswith("_side") for layer in saved.layers)
-    plain = build_segmenter(tiny("rdau-net"))
-    assert saved.count_params() == plain.count_params()
+    assert saved.count_params() == build_segmenter(tiny("unet")).count_params()
+
+
+@pytest.mark.parametrize("model", ["rdau-net", "unet"])
+def test_side_heads_sit_on_three_decoder_levels_and_predict_at_full_size(model):
+    wrapped = DeeplySupervised(build_segmenter(tiny(model)))
+    outputs = wrapped.features(np.zeros((2, SIZE, SIZE, 1), np.float32))
+    sides = [head(feature) for head, feature in zip(wrapped.heads, outputs[1:])]
+    assert [tuple(side.shape) for side in sides] == [(2, SIZE, SIZE, 1)] * 3
+    assert [feature.shape[1] for feature in outputs[1:]] == [SIZE // 2, SIZE // 4, SIZE // 8]
+    assert wrapped.side_weights == [0.5, 0.25, 0.125]
 
 
 def test_plateau_schedule_puts_the_learning_rate_under_a_callback(tmp_path, phantoms):
-    """ReduceLROnPlateau logs the rate it controls; a constant-rate run has no such column."""
+    """ReduceLROnPlateau logs the rate it controls (a constant-rate run's log has no such column)."""
     plateau = train(tiny("unet", epochs=1, lr_schedule="plateau"), tmp_path / "plateau", data=phantoms, verbose=0)
     assert plateau.history[-1]["learning_rate"] == pytest.approx(1e-4)
-    constant = train(tiny("unet", epochs=1), tmp_path / "constant", data=phantoms, verbose=0)
-    assert "learning_rate" not in constant.history[-1]
