@@ -32,9 +32,9 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-from rdanet_gan.data import ArraySet, find_records, load_arrays, prepare_data, save_split
+from rdanet_gan.data import ArraySet, load_normal_scans, prepare_data, save_split
 from rdanet_gan.errors import RdanetError
-from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives
+from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities
 from rdanet_gan.fileio import write_json, write_text
 from rdanet_gan.machine import describe_machine
@@ -131,19 +131,9 @@ def assess(run_dir: Path, data, normal: ArraySet | None, batch_size: int) -> dic
         "test": summarise(score(model, data.test, setting, thresholds[chosen], batch_size)),
         "training": json.loads((run_dir / "summary.json").read_text()),
     }
-    if normal is not None and len(normal.images):
-        for post in (False, True):
-            normal_eval = score(model, normal, {**setting, "postprocess": post}, thresholds[chosen], batch_size)
-            result[f"normal_flagged{'_postprocessed' if post else ''}"] = lesion_free_false_positives(normal_eval)["fraction"]
+    if normal is not None:
+        result["normal_scans"] = normal_scan_alarms(model, normal, thresholds[chosen], setting["flip_tta"], batch_size)
     return result
-
-
-def normal_scans(data: str, image_size: int) -> ArraySet | None:
-    """BUSI's lesion-free scans (``normal/``), or None for data without them."""
-    if data == "phantom":
-        return None
-    records = [r for r in find_records(data, include_normal=True) if r.label == "normal"]
-    return load_arrays(records, image_size) if records else None
 
 
 def markdown(results: dict, args: argparse.Namespace) -> str:
@@ -162,11 +152,8 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
     ]
     for name, r in results.items():
         test, training = r["test"], r["training"]
-        flagged = (
-            f"{100 * r['normal_flagged']:.0f} % / {100 * r['normal_flagged_postprocessed']:.0f} %"
-            if "normal_flagged" in r
-            else "–"
-        )
+        alarms = r.get("normal_scans")
+        flagged = f"{100 * alarms['fraction']:.0f} % / {100 * alarms['fraction_postprocessed']:.0f} %" if alarms else "–"
         lines.append(
             f"| {name} | {r['validation']['plain']['dice']:.3f} | {r['validation'][r['inference']]['dice']:.3f} "
             f"| {r['inference']} (t = {r['threshold']:.2f}) | {test['dice']:.3f} | {test['dice_per_image']:.3f} "
@@ -207,7 +194,7 @@ def main(argv=None) -> int:
         data = prepare_data(args.data, str(split_path) if split_path.exists() else None, image_size=args.image_size, seed=args.seed)
         if not split_path.exists():
             save_split(data.split, split_path)
-        normal = normal_scans(args.data, args.image_size)
+        normal = None if args.data == "phantom" else load_normal_scans(args.data, args.image_size)
         results_path = out / "ablation.json"
         results = json.loads(results_path.read_text())["variants"] if results_path.exists() else {}
         for name in names:

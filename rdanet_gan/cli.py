@@ -91,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--native-resolution", action="store_true", help="score masks resized back to each scan's original size")
     evaluate.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a pixel is lesion (default: 0.5)")
     evaluate.add_argument("--flip-tta", action="store_true", help="average the prediction with that of the mirrored scan")
-    evaluate.add_argument("--postprocess", action="store_true", help="keep the largest lesion region and fill its holes")
-    evaluate.add_argument("--out", help="folder for per_image.csv and summary.json")
+    evaluate.add_argument("--postprocess", action="store_true", help="keep the largest lesion region and fill its holes; drop it when under 0.1%% of the scan")
+    evaluate.add_argument("--normal", action="store_true", help="also count lesions predicted on the dataset's lesion-free scans (BUSI normal/)")
+    evaluate.add_argument("--out", help="folder for per_image.csv and summary.json (and normal_scans.json)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     segment = commands.add_parser("segment", help="write a lesion mask (and an overlay) for each scan")
@@ -223,16 +224,19 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from rdanet_gan.data import prepare_data
-    from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives
+    from rdanet_gan.data import load_normal_scans, prepare_data
+    from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, normal_scan_alarms
     from rdanet_gan.evaluation.report import table1_markdown
+    from rdanet_gan.fileio import write_json
     from rdanet_gan.modelfiles import load_segmenter
 
     out = Path(args.out) if args.out else None
-    _refuse_existing([out / "per_image.csv", out / "summary.json"] if out else [], args.overwrite)
+    outputs = ["per_image.csv", "summary.json"] + (["normal_scans.json"] if args.normal else [])
+    _refuse_existing([out / name for name in outputs] if out else [], args.overwrite)
     model = load_segmenter(args.model)
     size = model.input_shape[1]
     data = prepare_data(args.data, args.split, image_size=size)
+    normal_scans = load_normal_scans(args.data, size) if args.normal else None
     evaluation = evaluate_model(
         model,
         getattr(data, args.subset),
@@ -245,10 +249,19 @@ def _evaluate(args) -> int:
     normal = lesion_free_false_positives(evaluation)
     if normal["lesion_free_scans"]:
         print(f"lesion predicted on {normal['with_predicted_lesion']} of {normal['lesion_free_scans']} lesion-free scans")
+    alarms = None
+    if normal_scans is not None:
+        alarms = normal_scan_alarms(model, normal_scans, threshold=args.threshold, flip_tta=args.flip_tta)
+        print(
+            f"lesion-free scans: a lesion is predicted on {alarms['flagged']} of {alarms['scans']}, "
+            f"{alarms['flagged_postprocessed']} after post-processing"
+        )
     if out:
         evaluation.write_csv(out / "per_image.csv", overwrite=args.overwrite)
         evaluation.write_json(out / "summary.json", overwrite=args.overwrite)
-        print(f"{out}: per_image.csv, summary.json")
+        if alarms is not None:
+            write_json(out / "normal_scans.json", alarms)
+        print(f"{out}: {', '.join(outputs)}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 BUSI lesions are single, compact regions, so keeping the largest connected
 component and filling its holes removes speckle-induced islands without
-touching the lesion itself. Each refinement is off unless asked for, and the
+touching the lesion itself; a region too small to be a lesion is dropped,
+which is what turns a false alarm on a lesion-free scan into no lesion. Each refinement is off unless asked for, and the
 threshold is chosen on the validation split only.
 """
 
@@ -38,9 +39,15 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(mask)
 
 
-def clean_mask(mask: np.ndarray) -> np.ndarray:
-    """Largest connected component with its holes filled."""
-    return fill_holes(keep_largest_component(mask))
+MIN_LESION_FRACTION = 0.001
+"""Regions below 0.1 % of the scan are noise: the smallest lesion of BUSI's training split
+covers 0.27 % of its scan (44 pixels at 128×128)."""
+
+
+def clean_mask(mask: np.ndarray, min_fraction: float = MIN_LESION_FRACTION) -> np.ndarray:
+    """Largest connected component with its holes filled; nothing when that region is under ``min_fraction`` of the scan."""
+    cleaned = fill_holes(keep_largest_component(mask))
+    return cleaned if cleaned.sum() >= min_fraction * cleaned.size else np.zeros_like(cleaned)
 
 
 def choose_threshold(

@@ -152,3 +152,37 @@ def test_options_that_do_not_apply_are_one_line_and_exit_2(options, message, tmp
     code, _, err = run(["train", *options, "--data", "phantom", "--out", str(tmp_path / "run")], capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture(scope="module")
+def busi_like_folder(tmp_path_factory):
+    """A small folder in the BUSI layout: 12 benign phantoms and 3 lesion-free normal scans."""
+    import numpy as np
+
+    from rdanet_gan.data import make_phantoms
+
+    root = tmp_path_factory.mktemp("busi_like")
+    images, masks = make_phantoms(15, image_size=48, seed=7)
+    for label, start, stop in (("benign", 0, 12), ("normal", 12, 15)):
+        (root / label).mkdir()
+        for number, index in enumerate(range(start, stop), start=1):
+            mask = masks[index, ..., 0] > 0.5 if label == "benign" else np.zeros((48, 48), bool)
+            cv2.imwrite(str(root / label / f"{label} ({number}).png"), np.round(images[index, ..., 0] * 255).astype(np.uint8))
+            cv2.imwrite(str(root / label / f"{label} ({number})_mask.png"), mask.astype(np.uint8) * 255)
+    return root
+
+
+def test_evaluate_counts_lesions_predicted_on_normal_scans(trained_run, busi_like_folder, tmp_path, capsys):
+    split = tmp_path / "split.json"
+    assert run(["split", "--data", str(busi_like_folder), "--out", str(split), "--test", "2", "--validation", "2"], capsys)[0] == 0
+    argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", str(busi_like_folder), "--split", str(split)]
+    code, out, _ = run(argv + ["--normal", "--out", str(tmp_path / "eval")], capsys)
+    assert code == 0 and "lesion-free scans: a lesion is predicted on" in out
+    alarms = json.loads((tmp_path / "eval" / "normal_scans.json").read_text())
+    assert alarms["scans"] == 3 and 0 <= alarms["flagged_postprocessed"] <= alarms["flagged"] <= 3
+
+
+def test_evaluate_normal_without_lesion_free_scans_is_one_line(trained_run, phantom_folder, capsys):
+    argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", str(phantom_folder)]
+    code, _, err = run(argv + ["--split", str(trained_run / "split.json"), "--normal"], capsys)
+    assert code == 2 and "holds no lesion-free scans" in err and len(err.strip().splitlines()) == 1

@@ -26,6 +26,15 @@ def test_holes_inside_the_lesion_are_filled_but_the_outside_is_not():
     assert clean_mask(ring).sum() == 25
 
 
+def test_clean_mask_drops_a_region_too_small_to_be_a_lesion():
+    speck = np.zeros((128, 128), bool)
+    speck[10:13, 10:15] = True  # 15 pixels, under 0.1 % of the scan
+    assert not clean_mask(speck).any()
+    speck[10:14, 10:14] = True  # 19 pixels: above 0.1 % (16.4 pixels)
+    assert clean_mask(speck).sum() == speck.sum()
+    assert clean_mask(speck, min_fraction=0.01).sum() == 0
+
+
 def test_flip_tta_averages_the_scan_and_its_mirror():
     inputs = keras.Input((8, 8, 1))
     model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs))

@@ -25,7 +25,7 @@ from rdanet_gan.data.duplicates import (
 from rdanet_gan.data.inspection import format_inspection, inspect_dataset
 from rdanet_gan.data.phantom import make_phantoms
 from rdanet_gan.data.pipeline import make_dataset
-from rdanet_gan.data.prepare import DataSplits, prepare_data
+from rdanet_gan.data.prepare import DataSplits, load_normal_scans, prepare_data
 from rdanet_gan.data.records import (
     DatasetScan,
     Record,
@@ -51,6 +51,7 @@ __all__ = [
     "format_inspection",
     "inspect_dataset",
     "load_arrays",
+    "load_normal_scans",
     "load_record",
     "load_split",
     "make_dataset",

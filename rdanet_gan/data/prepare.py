@@ -87,6 +87,14 @@ def prepare_data(
     return DataSplits(**arrays, split=split, root=root)
 
 
+def load_normal_scans(data: str | os.PathLike, image_size: int = 128) -> ArraySet:
+    """BUSI's lesion-free scans (``normal/``, empty masks) at ``image_size``, for counting false alarms."""
+    records = [record for record in find_records(data, include_normal=True) if record.label == NORMAL_LABEL]
+    if not records:
+        raise DataError(data, f"holds no lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
+    return load_arrays(records, image_size)
+
+
 def _prepare_phantoms(split: dict[str, list[str]] | None, image_size: int, seed: int) -> DataSplits:
     count = PHANTOM_TRAIN + 2 * PHANTOM_HELD_OUT
     case_ids = [f"{PHANTOM}/{index:03d}" for index in range(count)]

@@ -53,3 +53,22 @@ def lesion_free_false_positives(evaluation: Evaluation) -> dict[str, float | int
     normal = [row for row in evaluation.per_image if row["true_pixels"] == 0]
     flagged = sum(1 for row in normal if row["pred_pixels"] > 0)
     return {"lesion_free_scans": len(normal), "with_predicted_lesion": flagged, "fraction": flagged / len(normal) if normal else float("nan")}
+
+
+def normal_scan_alarms(
+    model: keras.Model, scans: ArraySet, threshold: float = 0.5, flip_tta: bool = False, batch_size: int = 32
+) -> dict[str, float | int]:
+    """On lesion-free scans: how many get a lesion predicted, as predicted and after post-processing."""
+    counts = {}
+    for postprocess in (False, True):
+        evaluation = evaluate_model(
+            model, scans, batch_size=batch_size, threshold=threshold, flip_tta=flip_tta, postprocess=postprocess
+        )
+        counts[postprocess] = lesion_free_false_positives(evaluation)
+    return {
+        "scans": counts[False]["lesion_free_scans"],
+        "flagged": counts[False]["with_predicted_lesion"],
+        "fraction": counts[False]["fraction"],
+        "flagged_postprocessed": counts[True]["with_predicted_lesion"],
+        "fraction_postprocessed": counts[True]["fraction"],
+    }
