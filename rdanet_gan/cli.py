@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--out", default="masks", help="output folder (default: ./masks)")
     segment.add_argument("--overlay", action="store_true", help="also write the scan with the lesion contour")
     segment.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is lesion")
+    segment.add_argument("--flip-tta", action="store_true", help="average the prediction with that of the mirrored scan")
+    segment.add_argument("--postprocess", action="store_true", help="keep the largest lesion region and fill its holes; drop it when under 0.1%% of the scan")
     segment.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     reproduce = commands.add_parser("reproduce", help="train and evaluate the four models; write Table 1 and Fig. 4")
@@ -348,7 +350,7 @@ def _segment(args) -> int:
         try:
             outputs = _segment_outputs(path, args, protected, written)
             image = read_scan(path)
-            mask = segment_image(model, image, args.threshold)
+            mask = segment_image(model, image, args.threshold, flip_tta=args.flip_tta, postprocess=args.postprocess)
             write_mask(mask, outputs[0], overwrite=True)
             if args.overlay:
                 plot_overlay(image, None, mask, outputs[1], title=path.name)

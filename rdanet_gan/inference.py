@@ -14,6 +14,7 @@ from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation.metrics import binarize
 from rdanet_gan.evaluation.scoring import resize_to
 from rdanet_gan.fileio import atomic_path
+from rdanet_gan.postprocess import clean_mask
 
 
 def read_scan(path: str | Path) -> np.ndarray:
@@ -24,21 +25,32 @@ def read_scan(path: str | Path) -> np.ndarray:
     return read_image(path)
 
 
-def predict_probability(model: keras.Model, image: np.ndarray) -> np.ndarray:
+def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:
     """The lesion probability map of one 2-D scan, at the scan's own size.
 
     The scan is area-resized to the network's input (as in training), and the
-    map is resized back bilinearly.
+    map is resized back bilinearly. ``flip_tta`` averages with the prediction
+    for the mirrored scan.
     """
     height, width = model.input_shape[1:3]
-    small = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
-    probability = keras.ops.convert_to_numpy(model(small[None, ..., None], training=False))[0, ..., 0]
+    small = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)[None, ..., None]
+    batch = np.concatenate([small, small[:, :, ::-1]]) if flip_tta else small
+    probabilities = keras.ops.convert_to_numpy(model(batch, training=False))[..., 0]
+    probability = (probabilities[0] + probabilities[1][:, ::-1]) / 2.0 if flip_tta else probabilities[0]
     return resize_to(probability, image.shape)
 
 
-def segment_image(model: keras.Model, image: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """The binary lesion mask of one 2-D scan, at the scan's own size."""
-    return binarize(predict_probability(model, image), threshold)
+def segment_image(
+    model: keras.Model, image: np.ndarray, threshold: float = 0.5, flip_tta: bool = False, postprocess: bool = False
+) -> np.ndarray:
+    """The binary lesion mask of one 2-D scan, at the scan's own size.
+
+    ``flip_tta`` averages with the mirrored scan's prediction; ``postprocess``
+    keeps the largest region with its holes filled (none when it is too small
+    to be a lesion: :func:`rdanet_gan.postprocess.clean_mask`).
+    """
+    mask = binarize(predict_probability(model, image, flip_tta), threshold)
+    return clean_mask(mask) if postprocess else mask
 
 
 def write_mask(mask: np.ndarray, path: str | Path, overwrite: bool = False) -> None:

@@ -95,6 +95,15 @@ def test_segment_writes_masks_at_the_input_size_and_overlays(trained_run, phanto
     assert mask.shape == (48, 48) and set(mask.ravel()) <= {0, 255}
 
 
+def test_segment_with_flip_tta_and_postprocessing_writes_at_most_one_region(trained_run, phantom_folder, tmp_path, capsys):
+    out = tmp_path / "masks"
+    argv = ["segment", str(phantom_folder / "images"), "--model", str(trained_run / "final.keras"), "--out", str(out)]
+    assert run(argv + ["--flip-tta", "--postprocess"], capsys)[0] == 0
+    for path in sorted(out.glob("*_mask.png")):
+        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) > 0
+        assert cv2.connectedComponents(mask.astype("uint8"), connectivity=8)[0] - 1 <= 1, path.name
+
+
 def test_a_bad_model_path_is_one_line_and_exit_2(phantom_folder, tmp_path, capsys):
     code, _, err = run(["segment", str(phantom_folder / "images"), "--model", str(tmp_path / "missing.keras")], capsys)
     assert code == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from rdanet_gan.inference import predict_probability
 from rdanet_gan.postprocess import choose_threshold, clean_mask, fill_holes, keep_largest_component, predict_with_flips
 
 
@@ -58,3 +59,12 @@ def test_lesion_free_scans_with_a_predicted_lesion_are_counted():
     spot[2, 2] = True
     evaluation = score_predictions([spot, empty, spot], [empty, empty, spot])  # two normal scans, one flagged
     assert lesion_free_false_positives(evaluation) == {"lesion_free_scans": 2, "with_predicted_lesion": 1, "fraction": 0.5}
+
+
+def test_single_scan_flip_tta_matches_the_batch_version():
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs))
+    image = np.random.default_rng(1).random((8, 8)).astype("float32")
+    expected = predict_with_flips(model, image[None, ..., None])[0, ..., 0]
+    np.testing.assert_allclose(predict_probability(model, image, flip_tta=True), expected, atol=1e-6)
+    assert not np.allclose(predict_probability(model, image), expected, atol=1e-6)
