@@ -9,10 +9,13 @@ settings (plain at 0.5, flip test-time augmentation, the threshold chosen on
 the validation split, post-processing, all three). The setting with the best
 validation Dice makes the variant's final model, which alone reads the test
 split: once. BUSI's normal scans (no lesion, never trained on) give the
-fraction of lesion-free scans on which a lesion is predicted.
+fraction of lesion-free scans on which a lesion is predicted. The
+``gan-adversarial-*`` variants train RDA-NET-GAN from the ``paper``
+variant's RDAU-Net with three adversarial weights: the validation split
+picks the weight for the full-size GAN.
 
     python benchmarks/ablation.py --data BUSI_DIR --out ~/runs/ablation \\
-        [--base-width 8] [--epochs 20] [--variants paper,standard,...]
+        [--base-width 8] [--epochs 20] [--gan-epochs 10] [--variants paper,standard,...]
 
 Rerunning the same command resumes: finished variants are kept, an
 interrupted one continues from its last epoch. Writes ``ablation.json`` and
@@ -50,8 +53,17 @@ VARIANTS = {
     "cosine": ["--lr-schedule", "cosine", "--warmup-epochs", "2"],
     "plateau": ["--lr-schedule", "plateau"],
     "group-norm": ["--norm", "group"],
+    # RDA-NET-GAN from the paper variant's best RDAU-Net (as the paper does), one per adversarial weight.
+    **{
+        f"gan-adversarial-{weight}": [
+            *("--model", "rdanet-gan", "--recipe", "paper", "--init-generator", "{paper}"),
+            *("--adversarial-weight", weight),
+        ]
+        for weight in ("0.001", "0.01", "0.1")
+    },
 }
-"""Variant name -> the ``rdanet-gan train`` options that set it apart from ``standard``."""
+"""Variant name -> the ``rdanet-gan train`` options that set it apart from ``standard``
+(``{paper}`` stands for the ``paper`` variant's best checkpoint)."""
 INFERENCE = {
     "plain": {"flip_tta": False, "tune_threshold": False, "postprocess": False},
     "flip-tta": {"flip_tta": True, "tune_threshold": False, "postprocess": False},
@@ -66,7 +78,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data", required=True, help="BUSI folder, or 'phantom' for a smoke run")
     parser.add_argument("--out", required=True, help="run folder (rerun to resume)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated training variants (default: all)")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=20, help="epochs of each RDAU-Net variant")
+    parser.add_argument("--gan-epochs", type=int, default=10, help="epochs of each GAN variant, after the paper variant's")
     parser.add_argument("--base-width", type=int, default=8, help="RDAU-Net width (32 is the paper's; 8 has 1/16 of its FLOPs)")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -78,11 +91,17 @@ def parse_args(argv=None) -> argparse.Namespace:
 def train_command(name: str, args: argparse.Namespace, split: Path, run_dir: Path, resume: bool = False) -> list[str]:
     """The ``rdanet-gan train`` command of one variant (each runs in its own process: a run
     without XLA turns on op determinism, which would switch XLA off for the rest of a process)."""
+    paper_checkpoint = str(run_dir.parent / "paper" / "best.keras")
     command = ["rdanet-gan", "train", "--model", "rdau-net", "--data", args.data, "--split", str(split)]
-    command += ["--epochs", str(args.epochs), "--base-width", str(args.base_width), "--image-size", str(args.image_size)]
-    command += ["--batch-size", str(args.batch_size), "--seed", str(args.seed), "--precision", "float32", "--jit", args.jit]
-    command += [*VARIANTS[name], "--out", str(run_dir)]
-    return command + (["--resume"] if resume else [])
+    command += ["--epochs", str(epochs_of(name, args)), "--base-width", str(args.base_width)]
+    command += ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    command += ["--precision", "float32", "--jit", args.jit]
+    command += [option.replace("{paper}", paper_checkpoint) for option in VARIANTS[name]]
+    return command + ["--out", str(run_dir)] + (["--resume"] if resume else [])
+
+
+def epochs_of(name: str, args: argparse.Namespace) -> int:
+    return args.gan_epochs if name.startswith("gan-") else args.epochs
 
 
 def finished(run_dir: Path, epochs: int) -> bool:
@@ -173,6 +192,11 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
             "faithful recipe (flips only). Pooled Dice over all pixels of the split; per-image Dice is the mean over scans."
         ),
         (
+            f"- `gan-adversarial-w`: RDA-NET-GAN (Algorithm 1, WGAN-GP critic, adversarial weight w) trained "
+            f"{args.gan_epochs} more epochs from the `paper` variant's best RDAU-Net, as the paper initialises it: "
+            "compare with the `paper` row."
+        ),
+        (
             "- Inference settings scored on the validation split: plain (0.5), flip TTA, threshold chosen on validation, "
             "post-processing (largest region, holes filled), all three; the best one alone is applied to the test split."
         ),
@@ -199,7 +223,9 @@ def main(argv=None) -> int:
         results = json.loads(results_path.read_text())["variants"] if results_path.exists() else {}
         for name in names:
             run_dir = out / name
-            if not finished(run_dir, args.epochs):
+            if name.startswith("gan-") and not finished(out / "paper", args.epochs):
+                raise RdanetError(f"variant {name} starts from the paper variant's RDAU-Net: train 'paper' first")
+            if not finished(run_dir, epochs_of(name, args)):
                 command = train_command(name, args, split_path, run_dir, resume=(run_dir / "config.json").exists())
                 print(f"== {name}: {shlex.join(command)}", flush=True)
                 if subprocess.run([sys.executable, "-m", "rdanet_gan", *command[1:]], check=False).returncode:

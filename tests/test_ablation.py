@@ -39,6 +39,16 @@ def test_tiny_ablation_scores_validation_settings_and_reads_test_once(ablation, 
     assert "== paper: val Dice" in capsys.readouterr().out
 
 
+def test_gan_variants_start_from_the_paper_variant(ablation, tmp_path, capsys):
+    assert ablation.main([*TINY, "--out", str(tmp_path), "--variants", "gan-adversarial-0.01"]) == 2
+    assert "train 'paper' first" in capsys.readouterr().err
+    args = ablation.parse_args([*TINY, "--out", str(tmp_path), "--gan-epochs", "3"])
+    command = ablation.train_command("gan-adversarial-0.1", args, tmp_path / "split.json", tmp_path / "gan-adversarial-0.1")
+    assert command[command.index("--init-generator") + 1] == str(tmp_path / "paper" / "best.keras")
+    assert command[command.index("--epochs") + 1] == "3" and command[-2:] == ["--out", str(tmp_path / "gan-adversarial-0.1")]
+    assert command.index("rdanet-gan", 2) > command.index("rdau-net")  # the later --model wins
+
+
 def test_unknown_variant_is_refused(ablation, tmp_path, capsys):
     assert ablation.main([*TINY, "--out", str(tmp_path), "--variants", "paper,bigger"]) == 2
     assert "unknown variant 'bigger'" in capsys.readouterr().err
