@@ -43,6 +43,7 @@ from rdanet_gan.fileio import write_json, write_text
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.postprocess import choose_threshold, predict_with_flips
+from rdanet_gan.training.trainer import run_finished
 
 VARIANTS = {
     "paper": ["--recipe", "paper"],  # flips only, constant learning rate: the faithful recipe
@@ -102,11 +103,6 @@ def train_command(name: str, args: argparse.Namespace, split: Path, run_dir: Pat
 
 def epochs_of(name: str, args: argparse.Namespace) -> int:
     return args.gan_epochs if name.startswith("gan-") else args.epochs
-
-
-def finished(run_dir: Path, epochs: int) -> bool:
-    summary = run_dir / "summary.json"
-    return summary.exists() and json.loads(summary.read_text())["epochs"] >= epochs
 
 
 def score(model, data: ArraySet, setting: dict, threshold: float, batch_size: int) -> Evaluation:
@@ -223,9 +219,9 @@ def main(argv=None) -> int:
         results = json.loads(results_path.read_text())["variants"] if results_path.exists() else {}
         for name in names:
             run_dir = out / name
-            if name.startswith("gan-") and not finished(out / "paper", args.epochs):
+            if name.startswith("gan-") and not run_finished(out / "paper", args.epochs):
                 raise RdanetError(f"variant {name} starts from the paper variant's RDAU-Net: train 'paper' first")
-            if not finished(run_dir, epochs_of(name, args)):
+            if not run_finished(run_dir, epochs_of(name, args)):
                 command = train_command(name, args, split_path, run_dir, resume=(run_dir / "config.json").exists())
                 print(f"== {name}: {shlex.join(command)}", flush=True)
                 if subprocess.run([sys.executable, "-m", "rdanet_gan", *command[1:]], check=False).returncode:

@@ -173,14 +173,6 @@ def _split(args) -> int:
 
 def _config(args, model: str, **extra):
     from rdanet_gan.errors import RdanetError
-
-    try:
-        return _config_from_recipe(args, model, extra)
-    except ValueError as error:  # an option the settings refuse, e.g. an unknown augmentation stage
-        raise RdanetError(str(error)) from None
-
-
-def _config_from_recipe(args, model: str, extra: dict):
     from rdanet_gan.training import TrainConfig
 
     recipe_options = {
@@ -189,23 +181,26 @@ def _config_from_recipe(args, model: str, extra: dict):
         "lr_schedule": args.lr_schedule,
         "warmup_epochs": args.warmup_epochs,
     }
-    return TrainConfig.from_recipe(
-        args.recipe,
-        **{name: value for name, value in recipe_options.items() if value is not None},
-        model=model,
-        data=str(args.data),
-        split=args.split,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        base_width=args.base_width,
-        seed=args.seed,
-        precision=args.precision,
-        jit=args.jit,
-        bn_momentum=args.bn_momentum,
-        norm=args.norm,
-        **extra,
-    )
+    try:
+        return TrainConfig.from_recipe(
+            args.recipe,
+            **{name: value for name, value in recipe_options.items() if value is not None},
+            model=model,
+            data=str(args.data),
+            split=args.split,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            image_size=args.image_size,
+            base_width=args.base_width,
+            seed=args.seed,
+            precision=args.precision,
+            jit=args.jit,
+            bn_momentum=args.bn_momentum,
+            norm=args.norm,
+            **extra,
+        )
+    except ValueError as error:  # an option the settings refuse, e.g. an unknown augmentation stage
+        raise RdanetError(str(error)) from None
 
 
 def _train(args) -> int:
@@ -369,14 +364,19 @@ def _segment(args) -> int:
 
 def _reproduce(args) -> int:
     from rdanet_gan.errors import RdanetError
-    from rdanet_gan.reproduce import check_models, reproduce
+    from rdanet_gan.reproduce import check_models, check_settings, reproduce
 
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     try:
         check_models(models)
     except ValueError as error:
         raise RdanetError(f"--models: {error}") from None
-    print(reproduce(_config(args, "rdau-net"), Path(args.out), models=models))
+    base = _config(args, "rdau-net")
+    try:
+        check_settings(base, models)
+    except ValueError as error:
+        raise RdanetError(str(error)) from None
+    print(reproduce(base, Path(args.out), models=models))
     return 0
 
 

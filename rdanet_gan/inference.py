@@ -14,7 +14,7 @@ from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation.metrics import binarize
 from rdanet_gan.evaluation.scoring import resize_to
 from rdanet_gan.fileio import atomic_path
-from rdanet_gan.postprocess import clean_mask
+from rdanet_gan.postprocess import clean_mask, predict_with_flips
 
 
 def read_scan(path: str | Path) -> np.ndarray:
@@ -34,9 +34,10 @@ def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = 
     """
     height, width = model.input_shape[1:3]
     small = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)[None, ..., None]
-    batch = np.concatenate([small, small[:, :, ::-1]]) if flip_tta else small
-    probabilities = keras.ops.convert_to_numpy(model(batch, training=False))[..., 0]
-    probability = (probabilities[0] + probabilities[1][:, ::-1]) / 2.0 if flip_tta else probabilities[0]
+    if flip_tta:
+        probability = predict_with_flips(model, small)[0, ..., 0]
+    else:
+        probability = keras.ops.convert_to_numpy(model(small, training=False))[0, ..., 0]
     return resize_to(probability, image.shape)
 
 

@@ -3,8 +3,9 @@
 BUSI lesions are single, compact regions, so keeping the largest connected
 component and filling its holes removes speckle-induced islands without
 touching the lesion itself; a region too small to be a lesion is dropped,
-which is what turns a false alarm on a lesion-free scan into no lesion. Each refinement is off unless asked for, and the
-threshold is chosen on the validation split only.
+which turns a speck on a lesion-free scan into no lesion. Each refinement
+is off unless asked for, and the threshold is chosen on the validation
+split only.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ selection uses the validation split only; the test split is read once per model.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,21 +20,16 @@ from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import write_text
 from rdanet_gan.modelfiles import load_segmenter
-from rdanet_gan.training.trainer import TrainConfig, train
+from rdanet_gan.training.trainer import TrainConfig, run_finished, train
 
 # Training order (the GAN needs the trained RDAU-Net) and the paper's row names.
 TABLE1_MODELS = {"rdau-net": "RDAU-NET", "rdanet-gan": "RDA-NET-GAN", "unet": "U-Net", "segnet": "SegNet"}
 FIGURE_SCANS = 4
 
 
-def _finished(run_dir: Path, epochs: int) -> bool:
-    summary = run_dir / "summary.json"
-    return summary.exists() and json.loads(summary.read_text())["epochs"] >= epochs
-
-
 def train_and_evaluate(config: TrainConfig, run_dir: Path, data: DataSplits, verbose: int | str = "auto") -> Evaluation:
     """Train one model unless its run is finished, then score its best checkpoint on the test split."""
-    if not _finished(run_dir, config.epochs):
+    if not run_finished(run_dir, config.epochs):
         train(config, run_dir, resume=(run_dir / "config.json").exists(), data=data, verbose=verbose)
     evaluation = evaluate_model(load_segmenter(run_dir / "best.keras"), data.test, batch_size=config.batch_size)
     evaluation.write_csv(run_dir / "evaluation" / "per_image.csv")
@@ -51,6 +45,13 @@ def check_models(models: Sequence[str]) -> None:
         raise ValueError("rdanet-gan starts from the trained rdau-net: include rdau-net")
 
 
+def check_settings(base: TrainConfig, models: Sequence[str]) -> None:
+    """Refuse, before any training, shared settings that one of the rows cannot take
+    (e.g. deep supervision for SegNet): each row's ``TrainConfig`` validates itself."""
+    for model in models:
+        dataclasses.replace(base, model=model)
+
+
 def reproduce(
     base: TrainConfig,
     out: str | Path,
@@ -64,6 +65,7 @@ def reproduce(
     rows of the table (all four by default); RDA-NET-GAN needs RDAU-Net.
     """
     check_models(models)
+    check_settings(base, models)
     out = Path(out)
     split_path = out / "split.json"
     split = str(split_path) if split_path.exists() else base.split

@@ -124,3 +124,13 @@ def test_the_committed_split_is_the_one_seed_0_makes(split):
     """weights/split.json, on which the shipped models are trained and scored, is reproducible from the data."""
     committed = json.loads((Path(__file__).resolve().parents[1] / "weights" / "split.json").read_text())
     assert {part: committed[part] for part in ("train", "validation", "test")} == split
+
+
+def test_post_processing_never_drops_a_training_lesion(records, split):
+    """MIN_LESION_FRACTION (0.1 % of the scan) is set from the training split: its smallest lesion covers 0.27 %."""
+    from rdanet_gan.postprocess import MIN_LESION_FRACTION
+
+    masks = load_arrays(select(records, split["train"]), image_size=128).masks
+    smallest = float((masks > 0.5).mean(axis=(1, 2, 3)).min())
+    assert smallest == pytest.approx(0.0027, abs=5e-5)
+    assert smallest > 2 * MIN_LESION_FRACTION

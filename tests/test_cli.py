@@ -195,3 +195,10 @@ def test_evaluate_normal_without_lesion_free_scans_is_one_line(trained_run, phan
     argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", str(phantom_folder)]
     code, _, err = run(argv + ["--split", str(trained_run / "split.json"), "--normal"], capsys)
     assert code == 2 and "holds no lesion-free scans" in err and len(err.strip().splitlines()) == 1
+
+
+def test_reproduce_refuses_settings_a_row_cannot_take_before_training(tmp_path, capsys):
+    argv = ["reproduce", "--data", "phantom", "--out", str(tmp_path / "out"), "--deep-supervision"]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "deep_supervision applies to rdau-net and unet" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -64,11 +64,6 @@ class Augmentation:
             )
         return cls(**{name: name in stages for name in valid})
 
-    @property
-    def spec(self) -> str:
-        """The stages that are on, joined by commas ("none" for none): ``parse(spec)`` gives them back."""
-        return ",".join(field.name for field in dataclasses.fields(self) if getattr(self, field.name)) or "none"
-
 
 AUGMENTATION_PRESETS = {
     "none": "none",

@@ -231,6 +231,12 @@ def mode_agreement(segmenter: keras.Model, images: np.ndarray, masks: np.ndarray
     }
 
 
+def run_finished(run_dir: str | Path, epochs: int) -> bool:
+    """Whether ``run_dir`` holds a run that completed at least ``epochs`` epochs (its ``summary.json``)."""
+    summary = Path(run_dir) / "summary.json"
+    return summary.exists() and json.loads(summary.read_text())["epochs"] >= epochs
+
+
 def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> TrainConfig:
     config_path = run_dir / "config.json"
     if config_path.exists():
