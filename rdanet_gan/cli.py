@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
@@ -119,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # reproduce records the command that made its results
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rdanet_gan.errors import RdanetError
 
@@ -376,7 +379,8 @@ def _reproduce(args) -> int:
         check_settings(base, models)
     except ValueError as error:
         raise RdanetError(str(error)) from None
-    print(reproduce(base, Path(args.out), models=models))
+    command = shlex.join(["rdanet-gan", *args.argv])
+    print(reproduce(base, Path(args.out), models=models, command=command))
     return 0
 
 

@@ -55,7 +55,11 @@ def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None
         entries = json.loads(manifest.read_text())["files"]
     except (OSError, ValueError, KeyError) as error:
         raise ModelFileError(manifest, f"cannot read the weights manifest ({error})") from None
-    expected = entries.get(path.name, {}).get("sha256")
+    try:  # the manifest names files by their path inside the weights folder
+        key = path.resolve().relative_to(manifest.resolve().parent).as_posix()
+    except ValueError:
+        key = path.name
+    expected = entries.get(key, {}).get("sha256")
     if expected is None:
         raise ModelFileError(path, "not listed in the weights manifest")
     if not path.is_file():

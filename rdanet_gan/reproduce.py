@@ -37,6 +37,13 @@ def train_and_evaluate(config: TrainConfig, run_dir: Path, data: DataSplits, ver
     return evaluation
 
 
+def record_command(path: Path, command: str) -> None:
+    """Append ``command`` to the command log at ``path`` unless it is its last line."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    if not lines or lines[-1] != command:
+        write_text(path, "\n".join([*lines, command]) + "\n")
+
+
 def check_models(models: Sequence[str]) -> None:
     """Refuse an empty or unknown selection, and RDA-NET-GAN without the RDAU-Net it starts from."""
     if not models or set(models) - set(TABLE1_MODELS):
@@ -57,16 +64,21 @@ def reproduce(
     out: str | Path,
     models: Sequence[str] = tuple(TABLE1_MODELS),
     verbose: int | str = "auto",
+    command: str | None = None,
 ) -> str:
     """Train and evaluate the models of Table 1 into ``out``; return the table as Markdown.
 
     ``base`` gives the shared settings (data, split, epochs, batch size, image
     size, width, seed, precision); its ``model`` is ignored. ``models`` picks
     rows of the table (all four by default); RDA-NET-GAN needs RDAU-Net.
+    ``command``, the command line that asked for the run, is added to
+    ``out/command.txt`` unless it is that file's last line already (a resume).
     """
     check_models(models)
     check_settings(base, models)
     out = Path(out)
+    if command:
+        record_command(out / "command.txt", command)
     split_path = out / "split.json"
     split = str(split_path) if split_path.exists() else base.split
     data = prepare_data(base.data, split, image_size=base.image_size, seed=base.seed, verbose=bool(verbose))

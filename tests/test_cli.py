@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import importlib.util
 import json
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import pytest
 
 from rdanet_gan.cli import main
+from rdanet_gan.modelfiles import verify_shipped
+
+SHIP_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ship_weights.py"
 
 TINY = ["--image-size", "32", "--base-width", "4", "--batch-size", "8", "--epochs", "1", "--jit", "off"]
 
@@ -126,6 +133,33 @@ def test_reproduce_writes_table1_and_figures(tmp_path, capsys):
         assert json.loads((out / model / "evaluation" / "summary.json").read_text())["pooled"]["dice"] >= 0.0
     init = json.loads((out / "rdanet-gan" / "config.json").read_text())["settings"]["init_generator"]
     assert init.endswith("rdau-net/best.keras")
+    command = shlex.join(["rdanet-gan", *argv, "--models", "rdau-net,rdanet-gan"])
+    assert (out / "command.txt").read_text().splitlines() == [command]
+    assert run(argv + ["--models", "rdau-net,rdanet-gan"], capsys)[0] == 0  # resumed: nothing to train
+    assert (out / "command.txt").read_text().splitlines() == [command]  # the same command is logged once
+    ship_into_a_weights_folder(out, tmp_path / "weights", command)
+
+
+def ship_into_a_weights_folder(reproduction, weights, command):
+    """``benchmarks/ship_weights.py`` on the finished reproduction: model, records, manifest."""
+    spec = importlib.util.spec_from_file_location("ship_weights", SHIP_SCRIPT)
+    ship_weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_weights)
+    args = ["--reproduction", str(reproduction), "--data", "phantom", "--weights", str(weights)]
+    assert ship_weights.main(args) == 0
+    manifest = json.loads((weights / "manifest.json").read_text())
+    assert manifest["made_by"] == command
+    for model in ("rdau-net", "rdanet-gan"):
+        assert (weights / model / "command.txt").read_text().strip() == command
+        assert (weights / model / "evaluation.json").is_file() and (weights / model / "log.csv").is_file()
+    for name, entry in manifest["files"].items():
+        assert hashlib.sha256((weights / name).read_bytes()).hexdigest() == entry["sha256"], name
+    assert not any(name.startswith("fig4") for name in manifest["files"])  # no figure of scans is shipped
+    verify_shipped(weights / "rdanet_gan.keras", weights / "manifest.json")
+    assert manifest["check"]["scans"] == json.loads((reproduction / "split.json").read_text())["test"][:8]
+    _, dice = ship_weights.handful_dice(weights / "rdanet_gan.keras", "phantom", reproduction / "split.json")
+    assert dice == manifest["check"]["dice"]
+    assert ship_weights.main(args) == 2  # a shipped model is never replaced without --overwrite
 
 
 @pytest.mark.parametrize("models", ["rdanet-gan", "resnet"])

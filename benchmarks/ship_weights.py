@@ -1,0 +1,146 @@
+"""Ship a finished reproduction into ``weights/``: the default model, its records, the manifest.
+
+    python benchmarks/ship_weights.py --reproduction ~/runs/table1 --data BUSI_DIR [--overwrite]
+
+``--reproduction`` is the output folder of a finished ``rdanet-gan reproduce``
+run, which holds the command that made it (``command.txt``). This script copies
+
+* RDA-NET-GAN's generator at its best validation Dice as ``rdanet_gan.keras``
+  (the default model of ``rdanet-gan segment``), stored as trained (float32);
+* for each of the four models, shipped or not: ``log.csv`` (every epoch),
+  ``config.json`` (settings, machine), ``training_summary.json`` (time, the
+  inference- vs training-mode check), ``evaluation.json`` (test split, pooled
+  and per image) and ``command.txt`` (the exact command that made it);
+* ``table1.md`` and ``dice_distribution.png`` (scores only, no scan);
+
+and writes ``manifest.json``: every shipped file's SHA-256 and size, and for
+the model the pooled Dice on the first :data:`CHECK_SCANS` test scans of
+``weights/split.json``, which ``tests/test_shipped_weights.py`` recomputes.
+Nothing that would reconstruct a scan or a mask is copied (no figure of scans).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from rdanet_gan.data import ArraySet, load_split, prepare_data
+from rdanet_gan.errors import OutputExistsError, RdanetError
+from rdanet_gan.evaluation.evaluate import evaluate_model
+from rdanet_gan.fileio import atomic_path, write_json
+from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, sha256
+from rdanet_gan.reproduce import TABLE1_MODELS
+from rdanet_gan.training.trainer import TrainConfig, run_finished
+
+SHIPPED_MODEL = "rdanet-gan"
+"""The reproduction row whose ``best.keras`` becomes :data:`DEFAULT_MODEL`."""
+CHECK_SCANS = 8
+"""Test scans (the first of the split's test list) whose pooled Dice the manifest records."""
+RECORDS = {
+    "log.csv": "log.csv",
+    "config.json": "config.json",
+    "summary.json": "training_summary.json",
+    "evaluation/summary.json": "evaluation.json",
+}
+"""File in a model's run folder -> its name in ``weights/MODEL/``."""
+TABLES = ("table1.md", "dice_distribution.png")
+
+
+def handful_dice(model_path: str | Path, data: str | Path, split_path: str | Path) -> tuple[list[str], float]:
+    """The first :data:`CHECK_SCANS` test scans of a split, and a segmenter's pooled Dice on them
+    (threshold 0.5, inference mode)."""
+    model = load_segmenter(model_path)
+    test = prepare_data(data, split_path, image_size=model.input_shape[1]).test
+    handful = ArraySet(
+        images=test.images[:CHECK_SCANS],
+        masks=test.masks[:CHECK_SCANS],
+        records=test.records[:CHECK_SCANS],
+        native_shapes=test.native_shapes[:CHECK_SCANS],
+    )
+    case_ids = load_split(split_path)["test"][:CHECK_SCANS]
+    return case_ids, float(evaluate_model(model, handful).pooled["dice"])
+
+
+def _copy(source: Path, target: Path, overwrite: bool) -> None:
+    if not source.is_file():
+        raise RdanetError(f"{source}: missing; is the reproduction finished?")
+    with atomic_path(target, overwrite) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, overwrite: bool = False) -> dict:
+    """Copy a finished reproduction's model and records into ``weights``; return the manifest."""
+    command_file = reproduction / "command.txt"
+    if not command_file.is_file():
+        raise RdanetError(f"{command_file}: missing; it records the reproduce command (written by rdanet-gan reproduce)")
+    command = command_file.read_text(encoding="utf-8").strip()
+    models = [model for model in TABLE1_MODELS if (reproduction / model / "config.json").is_file()]
+    if SHIPPED_MODEL not in models:
+        raise RdanetError(f"{reproduction}: holds no {SHIPPED_MODEL} run")
+    for model in models:
+        epochs = TrainConfig.from_json(reproduction / model / "config.json").epochs
+        if not run_finished(reproduction / model, epochs):
+            raise RdanetError(f"{reproduction / model}: not finished ({epochs} epochs asked); rerun the reproduce command")
+    if not overwrite:
+        for path in [weights / DEFAULT_MODEL, weights / "manifest.json"]:
+            if path.exists():
+                raise OutputExistsError(path)
+
+    shipped: list[Path] = []
+    for model in models:
+        for source, name in RECORDS.items():
+            _copy(reproduction / model / source, weights / model / name, overwrite=True)
+            shipped.append(weights / model / name)
+        with atomic_path(weights / model / "command.txt") as tmp:
+            tmp.write_text(command + "\n", encoding="utf-8")
+        shipped.append(weights / model / "command.txt")
+    for name in TABLES:
+        _copy(reproduction / name, weights / name, overwrite=True)
+        shipped.append(weights / name)
+    _copy(reproduction / SHIPPED_MODEL / "best.keras", weights / DEFAULT_MODEL, overwrite=True)
+    shipped.append(weights / DEFAULT_MODEL)
+
+    case_ids, dice = handful_dice(weights / DEFAULT_MODEL, data, reproduction / "split.json")
+    manifest = {
+        "model": DEFAULT_MODEL,
+        "made_by": command,
+        "check": {
+            "subset": "test",
+            "scans": case_ids,
+            "dice": dice,
+            "threshold": 0.5,
+        },
+        "files": {
+            path.relative_to(weights).as_posix(): {"sha256": sha256(path), "bytes": path.stat().st_size}
+            for path in sorted(shipped)
+        },
+    }
+    write_json(weights / "manifest.json", manifest)
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reproduction", required=True, type=Path, help="output folder of a finished rdanet-gan reproduce")
+    parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the repository's weights/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a shipped model and manifest")
+    args = parser.parse_args(argv)
+    try:
+        manifest = ship(args.reproduction, args.data, args.weights, args.overwrite)
+    except RdanetError as error:
+        print(f"ship_weights: error: {error}", file=sys.stderr)
+        return 2
+    size = manifest["files"][DEFAULT_MODEL]["bytes"] / 1e6
+    print(f"{args.weights / DEFAULT_MODEL}: {size:.1f} MB, Dice {manifest['check']['dice']:.4f} on {CHECK_SCANS} test scans")
+    print(f"{args.weights / 'manifest.json'}: {len(manifest['files'])} files")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

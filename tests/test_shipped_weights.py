@@ -1,0 +1,85 @@
+"""The shipped weights (``weights/``): hashes, safe-mode loading in a fresh process, Dice on BUSI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rdanet_gan.cli import main
+from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_shipped
+
+MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
+MODELS = ("rdau-net", "rdanet-gan", "unet", "segnet")
+MAX_FILE_BYTES = 50_000_000
+MAX_FOLDER_BYTES = 60_000_000
+
+
+@pytest.fixture(scope="module")
+def ship_weights():
+    spec = importlib.util.spec_from_file_location("ship_weights", WEIGHTS_DIR.parent / "benchmarks" / "ship_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_shipped_file_has_the_hash_and_size_of_its_manifest_entry():
+    assert DEFAULT_MODEL in MANIFEST["files"]
+    for name, entry in MANIFEST["files"].items():
+        data = (WEIGHTS_DIR / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
+        assert len(data) == entry["bytes"], name
+
+
+def test_shipped_files_stay_small():
+    sizes = [path.stat().st_size for path in WEIGHTS_DIR.rglob("*") if path.is_file()]
+    assert max(sizes) <= MAX_FILE_BYTES
+    assert sum(sizes) <= MAX_FOLDER_BYTES
+
+
+def test_the_shipped_model_loads_with_plain_keras_in_safe_mode_in_a_fresh_process():
+    code = (
+        "import keras, rdanet_gan\n"
+        f"model = keras.models.load_model({str(WEIGHTS_DIR / DEFAULT_MODEL)!r}, safe_mode=True)\n"
+        "print(model.input_shape, model.output_shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1) (None, 128, 128, 1)"
+
+
+def test_the_shipped_model_scores_its_recorded_dice_on_a_fixed_handful_of_busi_test_scans(busi_dir, ship_weights):
+    case_ids, dice = ship_weights.handful_dice(WEIGHTS_DIR / DEFAULT_MODEL, busi_dir, WEIGHTS_DIR / "split.json")
+    assert case_ids == MANIFEST["check"]["scans"]
+    assert len(case_ids) == ship_weights.CHECK_SCANS
+    assert dice == pytest.approx(MANIFEST["check"]["dice"], abs=2e-3)
+    assert dice >= 0.5  # an untrained network or a broken input pipeline scores far below
+
+
+def test_every_model_ships_its_log_evaluation_and_command():
+    for model in MODELS:
+        folder = WEIGHTS_DIR / model
+        rows = list(csv.DictReader((folder / "log.csv").open()))
+        settings = json.loads((folder / "config.json").read_text())["settings"]
+        assert len(rows) == settings["epochs"], model
+        evaluation = json.loads((folder / "evaluation.json").read_text())
+        assert len(evaluation["per_image"]) == 57 and 0.0 <= evaluation["pooled"]["dice"] <= 1.0, model
+        assert evaluation["summary"]["dice"]["n"] == 57, model
+        assert (folder / "command.txt").read_text().startswith("rdanet-gan reproduce "), model
+    assert json.loads((WEIGHTS_DIR / "rdanet-gan" / "config.json").read_text())["settings"]["init_generator"]
+
+
+def test_segment_uses_the_checked_shipped_model_by_default(tmp_path, capsys):
+    assert load_shipped().input_shape == (None, 128, 128, 1)
+    scan = tmp_path / "scan.png"
+    cv2.imwrite(str(scan), np.full((90, 120), 100, np.uint8))
+    assert main(["segment", str(scan), "--out", str(tmp_path / "masks")]) == 0
+    assert cv2.imread(str(tmp_path / "masks" / "scan_mask.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
