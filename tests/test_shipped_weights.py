@@ -8,7 +8,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -51,7 +50,7 @@ def test_the_shipped_model_loads_with_plain_keras_in_safe_mode_in_a_fresh_proces
         f"model = keras.models.load_model({str(WEIGHTS_DIR / DEFAULT_MODEL)!r}, safe_mode=True)\n"
         "print(model.input_shape, model.output_shape)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1) (None, 128, 128, 1)"
 
