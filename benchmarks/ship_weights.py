@@ -11,7 +11,9 @@ run, which holds the command that made it (``command.txt``). This script copies
   ``config.json`` (settings, machine), ``training_summary.json`` (time, the
   inference- vs training-mode check), ``evaluation.json`` (test split, pooled
   and per image) and ``command.txt`` (the exact command that made it);
-* ``table1.md`` and ``dice_distribution.png`` (scores only, no scan);
+* ``table1.md`` / ``table1.csv``, made again from the evaluations by this
+  version of the report (bootstrap intervals, paired differences from
+  RDA-NET-GAN), and ``dice_distribution.png`` (scores only, no scan);
 
 and writes ``manifest.json``: every shipped file's SHA-256 and size, and for
 the model the pooled Dice on the first :data:`CHECK_SCANS` test scans of
@@ -32,9 +34,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from rdanet_gan.data import ArraySet, load_split, prepare_data
 from rdanet_gan.errors import OutputExistsError, RdanetError
 from rdanet_gan.evaluation.evaluate import evaluate_model
-from rdanet_gan.fileio import atomic_path, write_json
+from rdanet_gan.evaluation.report import table1_csv, table1_markdown
+from rdanet_gan.evaluation.scoring import Evaluation
+from rdanet_gan.fileio import atomic_path, write_json, write_text
 from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, sha256
-from rdanet_gan.reproduce import TABLE1_MODELS
+from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
 from rdanet_gan.training.trainer import TrainConfig, run_finished
 
 SHIPPED_MODEL = "rdanet-gan"
@@ -48,7 +52,6 @@ RECORDS = {
     "evaluation/summary.json": "evaluation.json",
 }
 """File in a model's run folder -> its name in ``weights/MODEL/``."""
-TABLES = ("table1.md", "dice_distribution.png")
 
 
 def handful_dice(model_path: str | Path, data: str | Path, split_path: str | Path) -> tuple[list[str], float]:
@@ -99,9 +102,11 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
         with atomic_path(weights / model / "command.txt") as tmp:
             tmp.write_text(command + "\n", encoding="utf-8")
         shipped.append(weights / model / "command.txt")
-    for name in TABLES:
-        _copy(reproduction / name, weights / name, overwrite=True)
-        shipped.append(weights / name)
+    results = {TABLE1_MODELS[model]: Evaluation.read_json(reproduction / model / "evaluation" / "summary.json") for model in models}
+    write_text(weights / "table1.md", table1_markdown(results, reference=GAN_ROW))
+    write_text(weights / "table1.csv", table1_csv(results))
+    _copy(reproduction / "dice_distribution.png", weights / "dice_distribution.png", overwrite=True)
+    shipped += [weights / "table1.md", weights / "table1.csv", weights / "dice_distribution.png"]
     _copy(reproduction / SHIPPED_MODEL / "best.keras", weights / DEFAULT_MODEL, overwrite=True)
     shipped.append(weights / DEFAULT_MODEL)
 

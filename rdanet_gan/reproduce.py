@@ -24,6 +24,8 @@ from rdanet_gan.training.trainer import TrainConfig, run_finished, train
 
 # Training order (the GAN needs the trained RDAU-Net) and the paper's row names.
 TABLE1_MODELS = {"rdau-net": "RDAU-NET", "rdanet-gan": "RDA-NET-GAN", "unet": "U-Net", "segnet": "SegNet"}
+GAN_ROW = TABLE1_MODELS["rdanet-gan"]
+"""The row every other model is compared with, paired on the same test scans."""
 FIGURE_SCANS = 4
 
 
@@ -93,7 +95,7 @@ def reproduce(
         config = dataclasses.replace(base, model=model, split=str(split_path), init_generator=init)
         results[row_name] = train_and_evaluate(config, out / model, data, verbose)
 
-    table = table1_markdown(results)
+    table = table1_markdown(results, reference=GAN_ROW if GAN_ROW in results else None)
     write_text(out / "table1.md", table)
     write_text(out / "table1.csv", table1_csv(results))
     plot_dice_distribution({name: [row["dice"] for row in e.per_image] for name, e in results.items()}, out / "dice_distribution.png")

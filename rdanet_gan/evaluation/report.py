@@ -19,6 +19,7 @@ import math
 from collections.abc import Mapping
 
 from rdanet_gan.evaluation.scoring import Evaluation
+from rdanet_gan.evaluation.statistics import LEVEL, RESAMPLES, dice_interval, paired_dice_difference
 
 PAPER_TABLE1: dict[str, dict[str, float]] = {
     "RDA-NET-GAN": {
@@ -83,10 +84,13 @@ neither its aggregation nor its definitions; its M-IOU is listed here as M-IoU.
 """
 
 
-def table1_markdown(results: Mapping[str, Evaluation], include_paper: bool = True) -> str:
-    """Table 1 as Markdown: pooled table (with the paper's rows), per-image table, footnotes.
+def table1_markdown(results: Mapping[str, Evaluation], include_paper: bool = True, reference: str | None = None) -> str:
+    """Table 1 as Markdown: pooled table (with the paper's rows), per-image table, the
+    bootstrap intervals of each pooled Dice, footnotes.
 
     ``include_paper`` adds the paper's rows and a note on how its figures disagree.
+    ``reference`` names a model of ``results`` to compare every other one with,
+    paired on the same test images.
     """
     unit = _distance_unit(results)
     headers = ["Model", "Source", "Images", *(_header(title, unit) for _, title in COLUMNS)]
@@ -113,6 +117,7 @@ def table1_markdown(results: Mapping[str, Evaluation], include_paper: bool = Tru
             "",
             _markdown_table(headers, per_image_rows),
             "",
+            *_uncertainty_lines(results, reference),
             FOOTNOTES + ("\n" + PAPER_NOTE if include_paper else ""),
         ]
     )
@@ -156,6 +161,31 @@ def table1_csv(results: Mapping[str, Evaluation], include_paper: bool = True) ->
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
+
+
+def _uncertainty_lines(results: Mapping[str, Evaluation], reference: str | None) -> list[str]:
+    """Markdown lines: each pooled Dice with its 95 % bootstrap interval, and paired differences from ``reference``."""
+    if reference is not None and reference not in results:
+        raise ValueError(f"reference {reference!r} is not one of the models: {', '.join(results)}")
+    lines = [f"### Pooled Dice with its {LEVEL:.0%} bootstrap interval ({RESAMPLES:,} resamples of the test images)", ""]
+    for model, evaluation in results.items():
+        if not evaluation.per_image:
+            continue
+        low, high = dice_interval(evaluation)
+        line = f"- {model}: {_percent(evaluation.pooled['dice'])} [{_percent(low)}, {_percent(high)}]"
+        if reference is not None and model != reference:
+            paired = paired_dice_difference(results[reference], evaluation)
+            line += (
+                f"; {reference} minus {model}: {_signed_percent(paired['difference'])} "
+                f"[{_signed_percent(paired['low'])}, {_signed_percent(paired['high'])}], "
+                f"{reference} higher in {paired['share_first_better']:.0%} of resamples"
+            )
+        lines.append(line)
+    return [*lines, ""]
+
+
+def _signed_percent(fraction: float) -> str:
+    return f"{100 * fraction:+.2f}"
 
 
 def _distance_unit(results: Mapping[str, Evaluation]) -> str:
