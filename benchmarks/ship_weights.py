@@ -10,7 +10,8 @@ run, which holds the command that made it (``command.txt``). This script copies
 * for each of the four models, shipped or not: ``log.csv`` (every epoch),
   ``config.json`` (settings, machine), ``training_summary.json`` (time, the
   inference- vs training-mode check), ``evaluation.json`` (test split, pooled
-  and per image) and ``command.txt`` (the exact command that made it);
+  and per image), ``normal_scans.json`` (lesions predicted on the dataset's
+  lesion-free scans, when it has some) and ``command.txt`` (the exact command);
 * ``table1.md`` / ``table1.csv``, made again from the evaluations by this
   version of the report (bootstrap intervals, paired differences from
   RDA-NET-GAN), and ``dice_distribution.png`` (scores only, no scan);
@@ -31,9 +32,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from rdanet_gan.data import ArraySet, load_split, prepare_data
-from rdanet_gan.errors import OutputExistsError, RdanetError
-from rdanet_gan.evaluation.evaluate import evaluate_model
+from rdanet_gan.data import ArraySet, load_normal_scans, load_split, prepare_data
+from rdanet_gan.errors import DataError, OutputExistsError, RdanetError
+from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import atomic_path, write_json, write_text
@@ -69,6 +70,14 @@ def handful_dice(model_path: str | Path, data: str | Path, split_path: str | Pat
     return case_ids, float(evaluate_model(model, handful).pooled["dice"])
 
 
+def _normal_scans(data: str | Path) -> ArraySet | None:
+    """The dataset's lesion-free scans (BUSI ``normal/``), or None when it has none."""
+    try:
+        return load_normal_scans(data)
+    except DataError:
+        return None
+
+
 def _copy(source: Path, target: Path, overwrite: bool) -> None:
     if not source.is_file():
         raise RdanetError(f"{source}: missing; is the reproduction finished?")
@@ -102,6 +111,12 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
         with atomic_path(weights / model / "command.txt") as tmp:
             tmp.write_text(command + "\n", encoding="utf-8")
         shipped.append(weights / model / "command.txt")
+    normal = _normal_scans(data)
+    if normal is not None:
+        for model in models:
+            alarms = normal_scan_alarms(load_segmenter(reproduction / model / "best.keras"), normal)
+            write_json(weights / model / "normal_scans.json", alarms)
+            shipped.append(weights / model / "normal_scans.json")
     results = {TABLE1_MODELS[model]: Evaluation.read_json(reproduction / model / "evaluation" / "summary.json") for model in models}
     write_text(weights / "table1.md", table1_markdown(results, reference=GAN_ROW))
     write_text(weights / "table1.csv", table1_csv(results))

@@ -60,7 +60,7 @@ def test_the_shipped_model_scores_its_recorded_dice_on_a_fixed_handful_of_busi_t
     assert case_ids == MANIFEST["check"]["scans"]
     assert len(case_ids) == ship_weights.CHECK_SCANS
     assert dice == pytest.approx(MANIFEST["check"]["dice"], abs=2e-3)
-    assert dice >= 0.5  # an untrained network or a broken input pipeline scores far below
+    assert dice >= 0.4  # an untrained network or a broken input pipeline scores far below
 
 
 def test_every_model_ships_its_log_evaluation_and_command():
@@ -73,6 +73,8 @@ def test_every_model_ships_its_log_evaluation_and_command():
         assert len(evaluation["per_image"]) == 57 and 0.0 <= evaluation["pooled"]["dice"] <= 1.0, model
         assert evaluation["summary"]["dice"]["n"] == 57, model
         assert (folder / "command.txt").read_text().startswith("rdanet-gan reproduce "), model
+        alarms = json.loads((folder / "normal_scans.json").read_text())
+        assert alarms["scans"] == 30 and 0 <= alarms["flagged_postprocessed"] <= alarms["flagged"] <= 30, model
     assert json.loads((WEIGHTS_DIR / "rdanet-gan" / "config.json").read_text())["settings"]["init_generator"]
 
 
