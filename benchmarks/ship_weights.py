@@ -98,6 +98,9 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
         epochs = TrainConfig.from_json(reproduction / model / "config.json").epochs
         if not run_finished(reproduction / model, epochs):
             raise RdanetError(f"{reproduction / model}: not finished ({epochs} epochs asked); rerun the reproduce command")
+    shipped_split = weights / "split.json"
+    if shipped_split.is_file() and load_split(shipped_split) != load_split(reproduction / "split.json"):
+        raise RdanetError(f"{reproduction}: trained on another split than {shipped_split}, which the shipped models are scored on")
     if not overwrite:
         for path in [weights / DEFAULT_MODEL, weights / "manifest.json"]:
             if path.exists():
