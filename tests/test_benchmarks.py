@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rdanet_gan.machine import describe_machine
@@ -211,3 +212,26 @@ def test_describe_machine_reads_cpuinfo(tmp_path):
     assert described["cpu_mhz"] == 2003.0
     assert described["cpu_flags"] == ["fma", "avx2", "avx512f", "avx512_bf16", "amx_tile"]
     assert {"cores", "gpus", "python", "tensorflow", "keras"} <= set(described)
+
+
+def test_split_leakage_counts_test_scans_with_a_near_duplicate_in_training(phantom_folder, monkeypatch):
+    spec = importlib.util.spec_from_file_location("split_leakage", BENCHMARKS / "split_leakage.py")
+    split_leakage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(split_leakage)
+    similar = np.zeros((6, 6), dtype=bool)
+    similar[0, 4] = similar[4, 0] = similar[1, 2] = similar[2, 1] = True
+    # Test scans 0 and 1; training scans 3, 4, 5: only scan 0 has a copy (4) in training.
+    assert split_leakage.leaked(similar, np.array([0, 1]), np.array([3, 4, 5])) == 1
+
+    monkeypatch.setattr(split_leakage, "TEST", 4)
+    monkeypatch.setattr(split_leakage, "VALIDATION", 4)
+    records = sorted(path.name for path in (phantom_folder / "images").iterdir())
+    case_ids = [f"images/{name}" for name in records]
+    split = phantom_folder.parent / "leakage_split.json"
+    split.write_text(json.dumps({"train": case_ids[8:], "validation": case_ids[4:8], "test": case_ids[:4]}))
+    results = split_leakage.measure(phantom_folder, split, splits=20)
+    assert set(results["thresholds"]) == {"0.99", "0.95", "0.90"}
+    for entry in results["thresholds"].values():
+        assert 0 <= entry["random_min"] <= entry["random_mean"] <= entry["random_max"] <= 4
+        assert entry["split_file"] == 0  # independent phantoms are never near-duplicates
+    assert "| 0.90 |" in split_leakage.markdown(results, str(split))

@@ -160,6 +160,10 @@ def ship_into_a_weights_folder(reproduction, weights, command):
     _, dice = ship_weights.handful_dice(weights / "rdanet_gan.keras", "phantom", reproduction / "split.json")
     assert dice == manifest["check"]["dice"]
     assert ship_weights.main(args) == 2  # a shipped model is never replaced without --overwrite
+    other = json.loads((reproduction / "split.json").read_text())
+    other["train"][0], other["test"][0] = other["test"][0], other["train"][0]
+    (weights / "split.json").write_text(json.dumps(other))
+    assert ship_weights.main([*args, "--overwrite"]) == 2  # models scored on another split than weights/split.json
 
 
 @pytest.mark.parametrize("models", ["rdanet-gan", "resnet"])
