@@ -19,6 +19,9 @@ from typing import Any
 
 from rdanet_gan.errors import DataError, OutputExistsError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once, at import: os.umask can only be read by setting it
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
@@ -37,6 +40,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
         raise DataError(path, f"cannot write ({error.strerror or error})") from None
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes the file private (0600); outputs get the usual mode
     try:
         yield tmp_path
         try:

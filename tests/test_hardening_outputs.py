@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import stat
 from pathlib import Path
 
 import cv2
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from rdanet_gan import fileio
 from rdanet_gan.cli import main
 from rdanet_gan.evaluation import score_predictions
 from rdanet_gan.evaluation.figures import plot_overlay
@@ -270,3 +272,9 @@ def test_evaluate_writes_nothing_into_the_dataset(tmp_path, model_file, capsys):
     assert main(argv + ["--out", str(tmp_path / "evaluation"), "--native-resolution"]) == 0
     assert digests(tmp_path / "data") == before
     assert sorted(p.name for p in (tmp_path / "evaluation").iterdir()) == ["per_image.csv", "summary.json"]
+
+
+def test_outputs_get_the_usual_file_mode_not_the_temporary_files_private_one(tmp_path):
+    """Masks and reports are readable as any file the user makes (0644 under umask 022), not 0600."""
+    write_json(tmp_path / "summary.json", {})
+    assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o666 & ~fileio._UMASK
