@@ -124,8 +124,10 @@ class RDANetGAN(keras.Model):
 
         ``x`` must then be a finite, batched ``tf.data.Dataset`` of (image, mask):
         its sigma batches are run twice per epoch, first by the critic, then by
-        the generator.
+        the generator. ``shuffle`` defaults to False: Keras cannot shuffle a
+        dataset (it warns and ignores the flag); shuffle the dataset itself.
         """
+        kwargs.setdefault("shuffle", False)
         if self.schedule == "epoch":
             sigma = int(x.cardinality()) if isinstance(x, tf.data.Dataset) else -1
             if sigma <= 0:
