@@ -57,17 +57,11 @@ RECORDS = {
 
 def handful_dice(model_path: str | Path, data: str | Path, split_path: str | Path) -> tuple[list[str], float]:
     """The first :data:`CHECK_SCANS` test scans of a split, and a segmenter's pooled Dice on them
-    (threshold 0.5, inference mode)."""
+    (threshold 0.5, inference mode). Only those scans are decoded."""
     model = load_segmenter(model_path)
-    test = prepare_data(data, split_path, image_size=model.input_shape[1]).test
-    handful = ArraySet(
-        images=test.images[:CHECK_SCANS],
-        masks=test.masks[:CHECK_SCANS],
-        records=test.records[:CHECK_SCANS],
-        native_shapes=test.native_shapes[:CHECK_SCANS],
-    )
     case_ids = load_split(split_path)["test"][:CHECK_SCANS]
-    return case_ids, float(evaluate_model(model, handful).pooled["dice"])
+    handful = prepare_data(data, {"train": [], "validation": [], "test": case_ids}, image_size=model.input_shape[1])
+    return case_ids, float(evaluate_model(model, handful.test).pooled["dice"])
 
 
 def _normal_scans(data: str | Path) -> ArraySet | None:
@@ -78,10 +72,10 @@ def _normal_scans(data: str | Path) -> ArraySet | None:
         return None
 
 
-def _copy(source: Path, target: Path, overwrite: bool) -> None:
+def _copy(source: Path, target: Path) -> None:
     if not source.is_file():
         raise RdanetError(f"{source}: missing; is the reproduction finished?")
-    with atomic_path(target, overwrite) as tmp:
+    with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
 
 
@@ -109,10 +103,9 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
     shipped: list[Path] = []
     for model in models:
         for source, name in RECORDS.items():
-            _copy(reproduction / model / source, weights / model / name, overwrite=True)
+            _copy(reproduction / model / source, weights / model / name)
             shipped.append(weights / model / name)
-        with atomic_path(weights / model / "command.txt") as tmp:
-            tmp.write_text(command + "\n", encoding="utf-8")
+        write_text(weights / model / "command.txt", command + "\n")
         shipped.append(weights / model / "command.txt")
     normal = _normal_scans(data)
     if normal is not None:
@@ -123,9 +116,9 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
     results = {TABLE1_MODELS[model]: Evaluation.read_json(reproduction / model / "evaluation" / "summary.json") for model in models}
     write_text(weights / "table1.md", table1_markdown(results, reference=GAN_ROW))
     write_text(weights / "table1.csv", table1_csv(results))
-    _copy(reproduction / "dice_distribution.png", weights / "dice_distribution.png", overwrite=True)
+    _copy(reproduction / "dice_distribution.png", weights / "dice_distribution.png")
     shipped += [weights / "table1.md", weights / "table1.csv", weights / "dice_distribution.png"]
-    _copy(reproduction / SHIPPED_MODEL / "best.keras", weights / DEFAULT_MODEL, overwrite=True)
+    _copy(reproduction / SHIPPED_MODEL / "best.keras", weights / DEFAULT_MODEL)
     shipped.append(weights / DEFAULT_MODEL)
 
     case_ids, dice = handful_dice(weights / DEFAULT_MODEL, data, reproduction / "split.json")
