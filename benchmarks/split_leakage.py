@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from rdanet_gan.data import DUPLICATE_THRESHOLD, find_records, load_split, read_signatures
+from rdanet_gan.errors import RdanetError
 from rdanet_gan.fileio import write_json
 
 THRESHOLDS = (0.99, 0.95, DUPLICATE_THRESHOLD)
@@ -74,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", type=int, default=1000, help="random splits to draw (default: 1000)")
     parser.add_argument("--json", help="also write the numbers as JSON to this file")
     args = parser.parse_args(argv)
-    results = measure(args.data, args.split, args.splits)
+    try:
+        results = measure(args.data, args.split, args.splits)
+    except RdanetError as error:  # a missing or unreadable dataset or split file: one line
+        print(f"split_leakage: error: {error}", file=sys.stderr)
+        return 2
     print(markdown(results, args.split))
     if args.json:
         write_json(args.json, results)
