@@ -8,8 +8,10 @@ Dice checkpoint) is then scored on the validation split under five inference
 settings (plain at 0.5, flip test-time augmentation, the threshold chosen on
 the validation split, post-processing, all three). The setting with the best
 validation Dice makes the variant's final model, which alone reads the test
-split: once. BUSI's normal scans (no lesion, never trained on) give the
-fraction of lesion-free scans on which a lesion is predicted. The
+split: once. BUSI's normal scans (no lesion) give the fraction of
+lesion-free scans on which a lesion is predicted: the ``train-normal``
+variant trains on ``--train-normal`` of them, and every variant is counted
+on the others, which no variant trained on. The
 ``gan-adversarial-*`` variants train RDA-NET-GAN from the ``paper``
 variant's RDAU-Net with three adversarial weights: the validation split
 picks the weight for the full-size GAN.
@@ -35,7 +37,16 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-from rdanet_gan.data import ArraySet, load_normal_scans, prepare_data, save_split
+from rdanet_gan.data import (
+    ArraySet,
+    add_lesion_free_training,
+    find_records,
+    load_normal_scans,
+    load_split,
+    prepare_data,
+    save_split,
+)
+from rdanet_gan.data.records import NORMAL_LABEL
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities
@@ -54,6 +65,7 @@ VARIANTS = {
     "cosine": ["--lr-schedule", "cosine", "--warmup-epochs", "2"],
     "plateau": ["--lr-schedule", "plateau"],
     "group-norm": ["--norm", "group"],
+    "train-normal": [],  # trains on a split that adds --train-normal lesion-free scans (BUSI normal/)
     # RDA-NET-GAN from the paper variant's best RDAU-Net (as the paper does), one per adversarial weight.
     **{
         f"gan-adversarial-{weight}": [
@@ -65,6 +77,8 @@ VARIANTS = {
 }
 """Variant name -> the ``rdanet-gan train`` options that set it apart from ``standard``
 (``{paper}`` stands for the ``paper`` variant's best checkpoint)."""
+TRAIN_NORMAL_SPLIT = "split-train-normal.json"
+"""The split of the ``train-normal`` variant: ``split.json`` plus lesion-free training scans."""
 INFERENCE = {
     "plain": {"flip_tta": False, "tune_threshold": False, "postprocess": False},
     "flip-tta": {"flip_tta": True, "tune_threshold": False, "postprocess": False},
@@ -86,13 +100,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA for every variant but no-xla")
+    parser.add_argument(
+        "--train-normal", type=int, default=15, help="lesion-free scans the train-normal variant trains on (default: 15, half of BUSI's 30)"
+    )
     return parser.parse_args(argv)
 
 
-def train_command(name: str, args: argparse.Namespace, split: Path, run_dir: Path, resume: bool = False) -> list[str]:
+def train_command(name: str, args: argparse.Namespace, run_dir: Path, resume: bool = False) -> list[str]:
     """The ``rdanet-gan train`` command of one variant (each runs in its own process: a run
     without XLA turns on op determinism, which would switch XLA off for the rest of a process)."""
     paper_checkpoint = str(run_dir.parent / "paper" / "best.keras")
+    split = run_dir.parent / (TRAIN_NORMAL_SPLIT if name == "train-normal" else "split.json")
     command = ["rdanet-gan", "train", "--model", "rdau-net", "--data", args.data, "--split", str(split)]
     command += ["--epochs", str(epochs_of(name, args)), "--base-width", str(args.base_width)]
     command += ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
@@ -160,7 +178,7 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
         "",
         (
             "| variant | val Dice plain | val Dice final | inference (chosen on val) | test Dice pooled | test Dice per image "
-            "| test precision | test sensitivity | test HD95 px | normal scans flagged (raw / post-processed) "
+            "| test precision | test sensitivity | test HD95 px | held-out lesion-free scans flagged (raw / post-processed) "
             "| val Dice inference / training mode | training min |"
         ),
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -197,7 +215,26 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
             "post-processing (largest region, holes filled), all three; the best one alone is applied to the test split."
         ),
     ]
+    counted = {r["normal_scans"]["scans"] for r in results.values() if "normal_scans" in r}
+    if counted:
+        lines.append(
+            f"- Lesion-free scans: the {'/'.join(map(str, sorted(counted)))} of BUSI's normal scans that no variant "
+            f"trained on, at the variant's chosen inference setting; `train-normal` (the `standard` recipe) trains on "
+            f"{args.train_normal} others besides its lesion scans."
+        )
     return "\n".join(lines) + "\n"
+
+
+def held_out_lesion_free(args: argparse.Namespace, split: dict, out: Path) -> ArraySet | None:
+    """Write the ``train-normal`` split (once) and decode the lesion-free scans it leaves out, on which
+    every variant's false alarms are counted; None when the dataset has no lesion-free scans."""
+    path = out / TRAIN_NORMAL_SPLIT
+    if not path.exists():
+        lesion_free = [record for record in find_records(args.data, include_normal=True) if record.label == NORMAL_LABEL]
+        if not lesion_free:
+            return None
+        save_split(add_lesion_free_training(split, lesion_free, args.train_normal, seed=args.seed), path)
+    return load_normal_scans(args.data, args.image_size, split=load_split(path))
 
 
 def main(argv=None) -> int:
@@ -214,20 +251,23 @@ def main(argv=None) -> int:
         data = prepare_data(args.data, str(split_path) if split_path.exists() else None, image_size=args.image_size, seed=args.seed)
         if not split_path.exists():
             save_split(data.split, split_path)
-        normal = None if args.data == "phantom" else load_normal_scans(args.data, args.image_size)
+        normal = None if args.data == "phantom" else held_out_lesion_free(args, data.split, out)
         results_path = out / "ablation.json"
         results = json.loads(results_path.read_text())["variants"] if results_path.exists() else {}
         for name in names:
             run_dir = out / name
             if name.startswith("gan-") and not run_finished(out / "paper", args.epochs):
                 raise RdanetError(f"variant {name} starts from the paper variant's RDAU-Net: train 'paper' first")
+            if name == "train-normal" and normal is None:
+                raise RdanetError(f"variant {name} needs lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
             if not run_finished(run_dir, epochs_of(name, args)):
-                command = train_command(name, args, split_path, run_dir, resume=(run_dir / "config.json").exists())
+                command = train_command(name, args, run_dir, resume=(run_dir / "config.json").exists())
                 print(f"== {name}: {shlex.join(command)}", flush=True)
                 if subprocess.run([sys.executable, "-m", "rdanet_gan", *command[1:]], check=False).returncode:
                     raise RdanetError(f"variant {name}: training failed (see above)")
-            if name not in results:
-                results[name] = {**assess(run_dir, data, normal, args.batch_size), "command": shlex.join(train_command(name, args, split_path, run_dir))}
+            # Results counted on other lesion-free scans (before train-normal held half of them out) are rescored.
+            if name not in results or (normal is not None and results[name]["normal_scans"]["scans"] != len(normal.images)):
+                results[name] = {**assess(run_dir, data, normal, args.batch_size), "command": shlex.join(train_command(name, args, run_dir))}
                 write_json(results_path, {"settings": vars(args), "machine": describe_machine(), "variants": results})
             print(f"== {name}: val Dice {results[name]['validation'][results[name]['inference']]['dice']:.3f}", flush=True)
     except RdanetError as error:

@@ -64,10 +64,10 @@ def handful_dice(model_path: str | Path, data: str | Path, split_path: str | Pat
     return case_ids, float(evaluate_model(model, handful.test).pooled["dice"])
 
 
-def _normal_scans(data: str | Path) -> ArraySet | None:
-    """The dataset's lesion-free scans (BUSI ``normal/``), or None when it has none."""
+def _normal_scans(data: str | Path, split: dict[str, list[str]]) -> ArraySet | None:
+    """The dataset's lesion-free scans (BUSI ``normal/``) that ``split`` does not train on, or None."""
     try:
-        return load_normal_scans(data)
+        return load_normal_scans(data, split=split)
     except DataError:
         return None
 
@@ -107,7 +107,7 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
             shipped.append(weights / model / name)
         write_text(weights / model / "command.txt", command + "\n")
         shipped.append(weights / model / "command.txt")
-    normal = _normal_scans(data)
+    normal = _normal_scans(data, load_split(reproduction / "split.json"))
     if normal is not None:
         for model in models:
             alarms = normal_scan_alarms(load_segmenter(reproduction / model / "best.keras"), normal)

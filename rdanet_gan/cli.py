@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
     split.add_argument("--test", type=int, default=57, help="test images (default: 57, the paper's)")
     split.add_argument("--validation", type=int, default=50, help="validation images (default: 50, the paper's)")
+    split.add_argument(
+        "--train-normal",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also train on N lesion-free scans (BUSI normal/); the others stay out of the split, to count false alarms on (default: 0)",
+    )
     split.add_argument("--overwrite", action="store_true", help="replace an existing split file")
 
     train = commands.add_parser("train", help="train one model into a resumable run directory")
@@ -93,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a pixel is lesion (default: 0.5)")
     evaluate.add_argument("--flip-tta", action="store_true", help="average the prediction with that of the mirrored scan")
     evaluate.add_argument("--postprocess", action="store_true", help="keep the largest lesion region and fill its holes; drop it when under 0.1%% of the scan")
-    evaluate.add_argument("--normal", action="store_true", help="also count lesions predicted on the dataset's lesion-free scans (BUSI normal/)")
+    evaluate.add_argument("--normal", action="store_true", help="also count lesions predicted on the dataset's lesion-free scans (BUSI normal/) that the split does not list")
     evaluate.add_argument("--out", help="folder for per_image.csv and summary.json (and normal_scans.json)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -164,11 +171,16 @@ def _inspect(args) -> int:
 
 
 def _split(args) -> int:
-    from rdanet_gan.data import find_records, make_split, save_split
+    from rdanet_gan.data import add_lesion_free_training, find_records, make_split, save_split
+    from rdanet_gan.data.records import NORMAL_LABEL
 
     _refuse_existing([Path(args.out)], args.overwrite)
-    records = find_records(args.data)
+    records = find_records(args.data, include_normal=args.train_normal > 0)
+    lesion_free = [record for record in records if record.label == NORMAL_LABEL]
+    records = [record for record in records if record.label != NORMAL_LABEL]
     split = make_split(records, args.data, n_test=args.test, n_validation=args.validation, seed=args.seed)
+    if args.train_normal:
+        split = add_lesion_free_training(split, lesion_free, args.train_normal, seed=args.seed)
     save_split(split, args.out, overwrite=args.overwrite)
     print(f"{args.out}: " + ", ".join(f"{len(v)} {k}" for k, v in split.items()))
     return 0
@@ -236,7 +248,7 @@ def _evaluate(args) -> int:
     model = load_segmenter(args.model)
     size = model.input_shape[1]
     data = prepare_data(args.data, args.split, image_size=size)
-    normal_scans = load_normal_scans(args.data, size) if args.normal else None
+    normal_scans = load_normal_scans(args.data, size, split=data.split) if args.normal else None
     evaluation = evaluate_model(
         model,
         getattr(data, args.subset),

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from busi_folders import write_busi_phantoms, write_normal_scans
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation.py"
 TINY = ["--data", "phantom", "--epochs", "1", "--base-width", "4", "--image-size", "32", "--batch-size", "8", "--jit", "off"]
@@ -43,7 +44,7 @@ def test_gan_variants_start_from_the_paper_variant(ablation, tmp_path, capsys):
     assert ablation.main([*TINY, "--out", str(tmp_path), "--variants", "gan-adversarial-0.01"]) == 2
     assert "train 'paper' first" in capsys.readouterr().err
     args = ablation.parse_args([*TINY, "--out", str(tmp_path), "--gan-epochs", "3"])
-    command = ablation.train_command("gan-adversarial-0.1", args, tmp_path / "split.json", tmp_path / "gan-adversarial-0.1")
+    command = ablation.train_command("gan-adversarial-0.1", args, tmp_path / "gan-adversarial-0.1")
     assert command[command.index("--init-generator") + 1] == str(tmp_path / "paper" / "best.keras")
     assert command[command.index("--epochs") + 1] == "3" and command[-2:] == ["--out", str(tmp_path / "gan-adversarial-0.1")]
     assert command.index("rdanet-gan", 2) > command.index("rdau-net")  # the later --model wins
@@ -52,3 +53,25 @@ def test_gan_variants_start_from_the_paper_variant(ablation, tmp_path, capsys):
 def test_unknown_variant_is_refused(ablation, tmp_path, capsys):
     assert ablation.main([*TINY, "--out", str(tmp_path), "--variants", "paper,bigger"]) == 2
     assert "unknown variant 'bigger'" in capsys.readouterr().err
+
+
+def test_train_normal_variant_trains_on_lesion_free_scans_and_counts_alarms_on_the_others(ablation, tmp_path):
+    write_busi_phantoms(tmp_path / "busi", benign=12, malignant=6, size=48)
+    write_normal_scans(tmp_path / "busi", count=6)
+    out = tmp_path / "ablation"
+    argv = [*TINY, "--data", str(tmp_path / "busi"), "--out", str(out), "--train-normal", "2"]
+    assert ablation.main([*argv, "--variants", "train-normal"]) == 0
+    split = json.loads((out / "split.json").read_text())
+    with_normal = json.loads((out / ablation.TRAIN_NORMAL_SPLIT).read_text())
+    added = sorted(set(with_normal["train"]) - set(split["train"]))
+    assert len(added) == 2 and all(case_id.startswith("normal/") for case_id in added)
+    assert {key: with_normal[key] for key in ("validation", "test")} == {key: split[key] for key in ("validation", "test")}
+    assert json.loads((out / "train-normal" / "split.json").read_text()) == with_normal  # what the variant trained on
+    assert json.loads((out / "ablation.json").read_text())["variants"]["train-normal"]["normal_scans"]["scans"] == 4
+    table = (out / "ablation.md").read_text()
+    assert "held-out lesion-free scans flagged" in table and "the 4 of BUSI's normal scans that no variant" in table
+
+
+def test_train_normal_variant_needs_lesion_free_scans(ablation, tmp_path, capsys):
+    assert ablation.main([*TINY, "--out", str(tmp_path), "--variants", "train-normal"]) == 2
+    assert "needs lesion-free scans" in capsys.readouterr().err

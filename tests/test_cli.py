@@ -229,6 +229,19 @@ def test_evaluate_counts_lesions_predicted_on_normal_scans(trained_run, busi_lik
     assert alarms["scans"] == 3 and 0 <= alarms["flagged_postprocessed"] <= alarms["flagged"] <= 3
 
 
+def test_split_can_train_on_lesion_free_scans_and_evaluate_counts_the_others(trained_run, busi_like_folder, tmp_path, capsys):
+    split = tmp_path / "split.json"
+    held_out = ["--data", str(busi_like_folder), "--test", "2", "--validation", "2"]
+    assert run(["split", *held_out, "--out", str(split), "--train-normal", "2"], capsys)[0] == 0
+    listed = json.loads(split.read_text())
+    assert sum(case_id.startswith("normal/") for case_id in listed["train"]) == 2 and len(listed["train"]) == 10
+    argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", str(busi_like_folder), "--split", str(split)]
+    assert run(argv + ["--normal", "--out", str(tmp_path / "eval")], capsys)[0] == 0
+    assert json.loads((tmp_path / "eval" / "normal_scans.json").read_text())["scans"] == 1  # the one not trained on
+    code, _, err = run(["split", *held_out, "--out", str(tmp_path / "all.json"), "--train-normal", "3"], capsys)
+    assert code == 2 and "cannot train on 3 of 3 lesion-free scans" in err and len(err.strip().splitlines()) == 1
+
+
 def test_evaluate_normal_without_lesion_free_scans_is_one_line(trained_run, phantom_folder, capsys):
     argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", str(phantom_folder)]
     code, _, err = run(argv + ["--split", str(trained_run / "split.json"), "--normal"], capsys)

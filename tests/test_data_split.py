@@ -9,11 +9,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from busi_folders import write_busi_phantoms, write_normal_scans
 
 from rdanet_gan.data import (
     Record,
+    add_lesion_free_training,
     find_near_duplicates,
     find_records,
+    load_normal_scans,
     load_split,
     make_phantoms,
     make_split,
@@ -120,17 +123,6 @@ def test_find_near_duplicates_groups_chains_of_crops_but_not_independent_phantom
     assert find_near_duplicates(scans + [original, cropped, cropped_more]) == [[40, 41, 42]]  # ...chained
 
 
-def write_busi_phantoms(root: Path, benign: int, malignant: int, size: int = 128) -> np.ndarray:
-    """Phantoms saved as a BUSI folder, ``benign (i).png`` then ``malignant (i).png``; returns the images."""
-    images, masks = make_phantoms(benign + malignant, image_size=size, seed=2)
-    for index, (image, mask) in enumerate(zip(images[..., 0], masks[..., 0])):
-        label = "benign" if index < benign else "malignant"
-        (root / label).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / label / f"{label} ({index}).png"), (image * 255).astype(np.uint8))
-        cv2.imwrite(str(root / label / f"{label} ({index})_mask.png"), (mask * 255).astype(np.uint8))
-    return images
-
-
 def test_make_split_reads_images_and_keeps_a_copied_scan_with_its_original(tmp_path):
     images = write_busi_phantoms(tmp_path, benign=8, malignant=5)
     copy = (images[0, 1:, 1:, 0] * 255).astype(np.uint8)  # re-saved one pixel tighter
@@ -225,3 +217,36 @@ def test_bad_split_file_names_the_file_and_the_problem(tmp_path, content, proble
 def test_missing_split_file(tmp_path):
     with pytest.raises(DataError, match="no such split file"):
         load_split(tmp_path / "absent.json")
+
+
+def test_lesion_free_training_scans_join_train_and_the_rest_count_false_alarms(tmp_path):
+    write_busi_phantoms(tmp_path, benign=14, malignant=8, size=48)
+    write_normal_scans(tmp_path, count=7)
+    lesion_free = [record for record in find_records(tmp_path, include_normal=True) if record.label == "normal"]
+    split = prepare_data(tmp_path, image_size=32).split
+    with_normal = add_lesion_free_training(split, lesion_free, count=3, seed=1)
+    added = [case_id for case_id in with_normal["train"] if case_id.startswith("normal/")]
+    assert len(added) == 3 and set(with_normal["train"]) == set(split["train"]) | set(added)
+    assert with_normal["validation"] == split["validation"] and with_normal["test"] == split["test"]
+    pair = {"normal/normal (1).png", "normal/normal (7).png"}  # a copy goes with its original
+    sides = [pair & set(add_lesion_free_training(split, lesion_free, count=3, seed=seed)["train"]) for seed in range(6)]
+    assert all(side in (set(), pair) for side in sides) and pair in sides
+    assert add_lesion_free_training(split, lesion_free, count=3, seed=1) == with_normal  # reproducible
+    held_out = load_normal_scans(tmp_path, image_size=32, split=with_normal)
+    assert sorted(record.case_id for record in held_out.records) == sorted(
+        record.case_id for record in lesion_free if record.case_id not in added
+    )
+    assert held_out.masks.sum() == 0 and len(load_normal_scans(tmp_path, image_size=32)) == 7
+
+    data = prepare_data(tmp_path, with_normal, image_size=32)  # the trainer's view: lesion-free scans in train
+    lesion_free_masks = [mask for record, mask in zip(data.train.records, data.train.masks) if record.label == "normal"]
+    assert len(data.train) == len(with_normal["train"]) and len(lesion_free_masks) == 3
+    assert not any(mask.any() for mask in lesion_free_masks)
+    with pytest.raises(DataError, match="listed in the split already"):
+        add_lesion_free_training(with_normal, lesion_free, count=1)
+    with pytest.raises(DataError, match="cannot train on 7 of 7 lesion-free scans"):
+        add_lesion_free_training(split, lesion_free, count=7)
+    everything = add_lesion_free_training(split, lesion_free, count=6)
+    everything["test"] += [case_id for case_id in (r.case_id for r in lesion_free) if case_id not in everything["train"]]
+    with pytest.raises(DataError, match="none is left to count false alarms on"):
+        load_normal_scans(tmp_path, image_size=32, split=everything)

@@ -87,11 +87,21 @@ def prepare_data(
     return DataSplits(**arrays, split=split, root=root)
 
 
-def load_normal_scans(data: str | os.PathLike, image_size: int = 128) -> ArraySet:
-    """BUSI's lesion-free scans (``normal/``, empty masks) at ``image_size``, for counting false alarms."""
+def load_normal_scans(
+    data: str | os.PathLike, image_size: int = 128, split: dict[str, list[str]] | None = None
+) -> ArraySet:
+    """BUSI's lesion-free scans (``normal/``, empty masks) at ``image_size``, for counting false alarms.
+
+    With ``split``, only the scans it does not list: a network's false alarms
+    are counted on lesion-free scans it was not trained on.
+    """
+    listed = {case_id for case_ids in (split or {}).values() for case_id in case_ids}
     records = [record for record in find_records(data, include_normal=True) if record.label == NORMAL_LABEL]
     if not records:
         raise DataError(data, f"holds no lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
+    records = [record for record in records if record.case_id not in listed]
+    if not records:
+        raise DataError(data, "every lesion-free scan is listed in the split: none is left to count false alarms on")
     return load_arrays(records, image_size)
 
 

@@ -72,6 +72,39 @@ def make_split(
     }
 
 
+def add_lesion_free_training(
+    split: dict[str, list[str]],
+    records: Sequence[Record],
+    count: int,
+    seed: int = 0,
+    duplicate_threshold: float = DUPLICATE_THRESHOLD,
+) -> dict[str, list[str]]:
+    """``split`` with ``count`` of the lesion-free ``records`` (BUSI's ``normal/``) added to train.
+
+    Training on some scans without a lesion teaches a network that an empty
+    mask is an answer; the lesion-free scans left out of the split are the
+    ones on which false alarms are counted (see
+    :func:`~rdanet_gan.data.prepare.load_normal_scans`). Whole near-duplicate
+    groups move together, chosen by ``seed``; the validation and test lists
+    are unchanged, so scores stay comparable with the split's other models.
+    """
+    listed = {case_id for case_ids in split.values() for case_id in case_ids}
+    already = sorted(record.case_id for record in records if record.case_id in listed)
+    if already:
+        raise DataError("split", f"the lesion-free scan '{already[0]}' is listed in the split already")
+    if not 0 <= count < len(records):
+        raise DataError(
+            "split", f"cannot train on {count} of {len(records)} lesion-free scans and keep some to count false alarms"
+        )
+    case_ids = [record.case_id for record in records]
+    units = _units(group_signatures(read_signatures(records), duplicate_threshold), case_ids)
+    units = [units[position] for position in np.random.default_rng(seed).permutation(len(units))]
+    labels = [record.label for record in records]
+    chosen = _fill(units, count, _label_targets(labels, count), labels)
+    added = [case_ids[index] for unit in chosen for index in unit]
+    return {**split, "train": sorted(split["train"] + added, key=natural_key)}
+
+
 def save_split(split: dict[str, list[str]], path: str | os.PathLike, overwrite: bool = False) -> None:
     """Write ``split`` as JSON (refusing to replace a file unless ``overwrite``)."""
     write_json(path, check_split(split, source=path), overwrite=overwrite)
