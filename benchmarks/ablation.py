@@ -32,6 +32,7 @@ import os
 import shlex
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -48,12 +49,12 @@ from rdanet_gan.data import (
 )
 from rdanet_gan.data.records import NORMAL_LABEL
 from rdanet_gan.errors import RdanetError
+from rdanet_gan.evaluation.calibration import choose_inference
 from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
-from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities
+from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import write_json, write_text
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
-from rdanet_gan.postprocess import choose_threshold, predict_with_flips
 from rdanet_gan.training.trainer import run_finished
 
 VARIANTS = {
@@ -79,15 +80,6 @@ VARIANTS = {
 (``{paper}`` stands for the ``paper`` variant's best checkpoint)."""
 TRAIN_NORMAL_SPLIT = "split-train-normal.json"
 """The split of the ``train-normal`` variant: ``split.json`` plus lesion-free training scans."""
-INFERENCE = {
-    "plain": {"flip_tta": False, "tune_threshold": False, "postprocess": False},
-    "flip-tta": {"flip_tta": True, "tune_threshold": False, "postprocess": False},
-    "threshold": {"flip_tta": False, "tune_threshold": True, "postprocess": False},
-    "postprocess": {"flip_tta": False, "tune_threshold": False, "postprocess": True},
-    "all": {"flip_tta": True, "tune_threshold": True, "postprocess": True},
-}
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="BUSI folder, or 'phantom' for a smoke run")
@@ -123,18 +115,6 @@ def epochs_of(name: str, args: argparse.Namespace) -> int:
     return args.gan_epochs if name.startswith("gan-") else args.epochs
 
 
-def score(model, data: ArraySet, setting: dict, threshold: float, batch_size: int) -> Evaluation:
-    return evaluate_model(
-        model, data, batch_size=batch_size, threshold=threshold, flip_tta=setting["flip_tta"], postprocess=setting["postprocess"]
-    )
-
-
-def validated_threshold(model, validation: ArraySet, flip_tta: bool, batch_size: int) -> float:
-    predict = predict_with_flips if flip_tta else predict_probabilities
-    probabilities = predict(model, validation.images, batch_size=batch_size)[..., 0]
-    return choose_threshold(list(probabilities), [mask[..., 0] > 0.5 for mask in validation.masks])
-
-
 def summarise(evaluation: Evaluation) -> dict:
     return {
         "dice": evaluation.pooled["dice"],
@@ -148,24 +128,17 @@ def summarise(evaluation: Evaluation) -> dict:
 def assess(run_dir: Path, data, normal: ArraySet | None, batch_size: int) -> dict:
     """Validation scores under every inference setting; the test split once, with the best of them."""
     model = load_segmenter(run_dir / "best.keras")
-    validation = {}
-    thresholds = {}
-    for name, setting in INFERENCE.items():
-        thresholds[name] = (
-            validated_threshold(model, data.validation, setting["flip_tta"], batch_size) if setting["tune_threshold"] else 0.5
-        )
-        validation[name] = summarise(score(model, data.validation, setting, thresholds[name], batch_size))
-    chosen = max(INFERENCE, key=lambda name: validation[name]["dice"])
-    setting = INFERENCE[chosen]
+    calibration = choose_inference(model, data.validation, batch_size)
+    settings = calibration.settings
     result = {
-        "inference": chosen,
-        "threshold": thresholds[chosen],
-        "validation": validation,
-        "test": summarise(score(model, data.test, setting, thresholds[chosen], batch_size)),
+        "inference": calibration.chosen,
+        "threshold": settings.threshold,
+        "validation": {name: summarise(evaluation) for name, evaluation in calibration.evaluations.items()},
+        "test": summarise(evaluate_model(model, data.test, batch_size=batch_size, **asdict(settings))),
         "training": json.loads((run_dir / "summary.json").read_text()),
     }
     if normal is not None:
-        result["normal_scans"] = normal_scan_alarms(model, normal, thresholds[chosen], setting["flip_tta"], batch_size)
+        result["normal_scans"] = normal_scan_alarms(model, normal, settings.threshold, settings.flip_tta, batch_size)
     return result
 
 

@@ -6,7 +6,9 @@
 run, which holds the command that made it (``command.txt``). This script copies
 
 * RDA-NET-GAN's generator at its best validation Dice as ``rdanet_gan.keras``
-  (the default model of ``rdanet-gan segment``), stored as trained (float32);
+  (the default model of ``rdanet-gan segment``), stored as trained (float32),
+  with ``rdanet_gan.inference.json``: its threshold, flip TTA and
+  post-processing, chosen on the validation split (``segment`` applies them);
 * for each of the four models, shipped or not: ``log.csv`` (every epoch),
   ``config.json`` (settings, machine), ``training_summary.json`` (time, the
   inference- vs training-mode check), ``evaluation.json`` (test split, pooled
@@ -34,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from rdanet_gan.data import ArraySet, load_normal_scans, load_split, prepare_data
 from rdanet_gan.errors import DataError, OutputExistsError, RdanetError
+from rdanet_gan.evaluation.calibration import choose_inference, write_inference
 from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
@@ -53,6 +56,14 @@ RECORDS = {
     "evaluation/summary.json": "evaluation.json",
 }
 """File in a model's run folder -> its name in ``weights/MODEL/``."""
+
+
+def calibrate(model_path: Path, data: str | Path, split_path: str | Path) -> Path:
+    """Choose the shipped model's inference settings on the split's validation scans (only those are decoded)."""
+    model = load_segmenter(model_path)
+    validation = load_split(split_path)["validation"]
+    scans = prepare_data(data, {"train": [], "validation": validation, "test": []}, image_size=model.input_shape[1])
+    return write_inference(model_path, choose_inference(model, scans.validation))
 
 
 def handful_dice(model_path: str | Path, data: str | Path, split_path: str | Path) -> tuple[list[str], float]:
@@ -119,7 +130,7 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
     _copy(reproduction / "dice_distribution.png", weights / "dice_distribution.png")
     shipped += [weights / "table1.md", weights / "table1.csv", weights / "dice_distribution.png"]
     _copy(reproduction / SHIPPED_MODEL / "best.keras", weights / DEFAULT_MODEL)
-    shipped.append(weights / DEFAULT_MODEL)
+    shipped += [weights / DEFAULT_MODEL, calibrate(weights / DEFAULT_MODEL, data, reproduction / "split.json")]
 
     case_ids, dice = handful_dice(weights / DEFAULT_MODEL, data, reproduction / "split.json")
     manifest = {

@@ -10,6 +10,7 @@ replace an existing file without ``--overwrite``, nor ever an input file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -51,6 +52,21 @@ def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "d
     parser.add_argument("--norm", choices=("batch", "group", "instance", "none"), help="normalisation of RDAU-Net / U-Net (default: the network's own)")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help="learning-rate schedule: constant 1e-4 (the paper's), cosine decay, or halving on a validation plateau (default: the recipe's)")
     parser.add_argument("--warmup-epochs", type=int, help="with --lr-schedule cosine: epochs of linear warm-up (default: the recipe's)")
+
+
+def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+    recorded = "(default: as recorded in MODEL.inference.json beside the model, chosen on the validation split; else %s)"
+    parser.add_argument("--threshold", type=float, help=f"probability at or above which a pixel is lesion {recorded % 0.5}")
+    parser.add_argument(
+        "--flip-tta",
+        action=argparse.BooleanOptionalAction,
+        help=f"average the prediction with that of the mirrored scan {recorded % 'off'}",
+    )
+    parser.add_argument(
+        "--postprocess",
+        action=argparse.BooleanOptionalAction,
+        help=f"keep the largest lesion region and fill its holes; drop it when under 0.1%% of the scan {recorded % 'off'}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,9 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", required=True, help="split JSON file")
     evaluate.add_argument("--subset", default="test", choices=("train", "validation", "test"), help="which part of the split (default: test)")
     evaluate.add_argument("--native-resolution", action="store_true", help="score masks resized back to each scan's original size")
-    evaluate.add_argument("--threshold", type=float, default=0.5, help="probability at or above which a pixel is lesion (default: 0.5)")
-    evaluate.add_argument("--flip-tta", action="store_true", help="average the prediction with that of the mirrored scan")
-    evaluate.add_argument("--postprocess", action="store_true", help="keep the largest lesion region and fill its holes; drop it when under 0.1%% of the scan")
+    _add_inference_options(evaluate)
     evaluate.add_argument("--normal", action="store_true", help="also count lesions predicted on the dataset's lesion-free scans (BUSI normal/) that the split does not list")
     evaluate.add_argument("--out", help="folder for per_image.csv and summary.json (and normal_scans.json)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -109,9 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--model", help="segmenter .keras file (default: the shipped weights/rdanet_gan.keras)")
     segment.add_argument("--out", default="masks", help="output folder (default: ./masks)")
     segment.add_argument("--overlay", action="store_true", help="also write the scan with the lesion contour")
-    segment.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is lesion")
-    segment.add_argument("--flip-tta", action="store_true", help="average the prediction with that of the mirrored scan")
-    segment.add_argument("--postprocess", action="store_true", help="keep the largest lesion region and fill its holes; drop it when under 0.1%% of the scan")
+    _add_inference_options(segment)
     segment.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     reproduce = commands.add_parser("reproduce", help="train and evaluate the four models; write Table 1 and Fig. 4")
@@ -235,6 +247,22 @@ def _train(args) -> int:
     return 0
 
 
+def _inference_settings(args, model_path: Path):
+    """The model's recorded inference settings (``MODEL.inference.json``), overridden by explicit options."""
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.evaluation.calibration import InferenceSettings, inference_file, read_inference
+
+    recorded = read_inference(model_path)
+    base = recorded or InferenceSettings()
+    chosen = {name: getattr(args, name) for name in ("threshold", "flip_tta", "postprocess") if getattr(args, name) is not None}
+    settings = dataclasses.replace(base, **chosen)
+    if not 0.0 < settings.threshold < 1.0:
+        raise RdanetError(f"--threshold {settings.threshold}: must be between 0 and 1")
+    source = f"recorded in {inference_file(model_path)}" if recorded else "the defaults"
+    print(f"inference: {settings.describe()} ({source}{', with options given' if chosen else ''})")
+    return settings
+
+
 def _evaluate(args) -> int:
     from rdanet_gan.data import load_normal_scans, prepare_data
     from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, normal_scan_alarms
@@ -246,16 +274,12 @@ def _evaluate(args) -> int:
     outputs = ["per_image.csv", "summary.json"] + (["normal_scans.json"] if args.normal else [])
     _refuse_existing([out / name for name in outputs] if out else [], args.overwrite)
     model = load_segmenter(args.model)
+    settings = _inference_settings(args, Path(args.model))
     size = model.input_shape[1]
     data = prepare_data(args.data, args.split, image_size=size)
     normal_scans = load_normal_scans(args.data, size, split=data.split) if args.normal else None
     evaluation = evaluate_model(
-        model,
-        getattr(data, args.subset),
-        native_resolution=args.native_resolution,
-        threshold=args.threshold,
-        flip_tta=args.flip_tta,
-        postprocess=args.postprocess,
+        model, getattr(data, args.subset), native_resolution=args.native_resolution, **dataclasses.asdict(settings)
     )
     print(table1_markdown({Path(args.model).stem: evaluation}, include_paper=False))
     normal = lesion_free_false_positives(evaluation)
@@ -263,7 +287,7 @@ def _evaluate(args) -> int:
         print(f"lesion predicted on {normal['with_predicted_lesion']} of {normal['lesion_free_scans']} lesion-free scans")
     alarms = None
     if normal_scans is not None:
-        alarms = normal_scan_alarms(model, normal_scans, threshold=args.threshold, flip_tta=args.flip_tta)
+        alarms = normal_scan_alarms(model, normal_scans, threshold=settings.threshold, flip_tta=settings.flip_tta)
         print(
             f"lesion-free scans: a lesion is predicted on {alarms['flagged']} of {alarms['scans']}, "
             f"{alarms['flagged_postprocessed']} after post-processing"
@@ -349,9 +373,10 @@ def _segment(args) -> int:
     from rdanet_gan.errors import RdanetError
     from rdanet_gan.evaluation.figures import plot_overlay
     from rdanet_gan.inference import read_scan, segment_image, write_mask
-    from rdanet_gan.modelfiles import load_segmenter, load_shipped
+    from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, load_shipped
 
     model = load_segmenter(args.model) if args.model else load_shipped()
+    settings = _inference_settings(args, Path(args.model) if args.model else WEIGHTS_DIR / DEFAULT_MODEL)
     files, problems = _segment_inputs(args.inputs, Path(args.out))
     protected = _protected_files(files, args.inputs, Path(args.out))
     written: dict[Path, Path] = {}
@@ -360,7 +385,7 @@ def _segment(args) -> int:
         try:
             outputs = _segment_outputs(path, args, protected, written)
             image = read_scan(path)
-            mask = segment_image(model, image, args.threshold, flip_tta=args.flip_tta, postprocess=args.postprocess)
+            mask = segment_image(model, image, **dataclasses.asdict(settings))
             write_mask(mask, outputs[0], overwrite=True)
             if args.overlay:
                 plot_overlay(image, None, mask, outputs[1], title=path.name)

@@ -7,15 +7,19 @@ import hashlib
 import importlib.util
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from rdanet_gan.cli import main
-from rdanet_gan.modelfiles import verify_shipped
+from rdanet_gan.evaluation.calibration import SETTINGS
+from rdanet_gan.inference import read_scan, segment_image
+from rdanet_gan.modelfiles import load_segmenter, verify_shipped
 
 SHIP_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ship_weights.py"
 
@@ -111,6 +115,45 @@ def test_segment_with_flip_tta_and_postprocessing_writes_at_most_one_region(trai
         assert cv2.connectedComponents(mask.astype("uint8"), connectivity=8)[0] - 1 <= 1, path.name
 
 
+def test_train_records_inference_settings_chosen_on_validation(trained_run):
+    for name in ("best", "final"):
+        record = json.loads((trained_run / f"{name}.inference.json").read_text())
+        scores = record["validation_dice"]
+        assert set(scores) == set(SETTINGS) and scores[record["chosen"]] == max(scores.values())
+        candidate = SETTINGS[record["chosen"]]
+        assert (record["flip_tta"], record["postprocess"]) == (candidate["flip_tta"], candidate["postprocess"])
+        assert candidate["tune_threshold"] or record["threshold"] == 0.5
+
+
+def test_segment_applies_the_recorded_settings_unless_options_override(trained_run, phantom_folder, tmp_path, capsys):
+    model, settings = tmp_path / "model.keras", tmp_path / "model.inference.json"
+    shutil.copy(trained_run / "final.keras", model)
+    scan = phantom_folder / "images" / "scan_00.png"
+    outputs = iter(range(10))
+
+    def segment(*options):
+        out = tmp_path / f"out{next(outputs)}"
+        code, stdout, err = run(["segment", str(scan), "--model", str(model), "--out", str(out), *options], capsys)
+        assert code == 0, err
+        return stdout.splitlines()[0], cv2.imread(str(out / "scan_00_mask.png"), cv2.IMREAD_UNCHANGED) > 0
+
+    assert segment()[0] == "inference: threshold 0.50 (the defaults)"
+    settings.write_text(json.dumps({"threshold": 0.3, "flip_tta": True, "postprocess": True}))
+    line, mask = segment()
+    assert line == f"inference: threshold 0.30, flip TTA, post-processing (recorded in {settings})"
+    expected = segment_image(load_segmenter(model), read_scan(scan), threshold=0.3, flip_tta=True, postprocess=True)
+    np.testing.assert_array_equal(mask, expected)
+    line, mask = segment("--threshold", "0.6", "--no-postprocess")
+    assert line == f"inference: threshold 0.60, flip TTA (recorded in {settings}, with options given)"
+    np.testing.assert_array_equal(mask, segment_image(load_segmenter(model), read_scan(scan), 0.6, flip_tta=True))
+
+    code, _, err = run(["segment", str(scan), "--model", str(model), "--out", str(tmp_path / "x"), "--threshold", "1.5"], capsys)
+    assert code == 2 and "--threshold 1.5: must be between 0 and 1" in err and len(err.strip().splitlines()) == 1
+    settings.write_text("{")
+    code, _, err = run(["segment", str(scan), "--model", str(model), "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and f"{settings}: not an inference-settings file" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_bad_model_path_is_one_line_and_exit_2(phantom_folder, tmp_path, capsys):
     code, _, err = run(["segment", str(phantom_folder / "images"), "--model", str(tmp_path / "missing.keras")], capsys)
     assert code == 2
@@ -204,7 +247,6 @@ def test_options_that_do_not_apply_are_one_line_and_exit_2(options, message, tmp
 @pytest.fixture(scope="module")
 def busi_like_folder(tmp_path_factory):
     """A small folder in the BUSI layout: 12 benign phantoms and 3 lesion-free normal scans."""
-    import numpy as np
 
     from rdanet_gan.data import make_phantoms
 

@@ -8,6 +8,8 @@ A run directory holds::
     backup/          BackupAndRestore state (weights, both optimizers, epoch)
     best.keras       the segmenter at its best validation Dice (generator only for the GAN)
     final.keras      the segmenter after the last epoch, stored in float32
+    best.inference.json, final.inference.json
+                     each one's threshold, flip TTA and post-processing, chosen on the validation split
     gan.keras        (GAN only) the whole GAN with its optimizers, to continue training
     summary.json     training time and the inference- vs training-mode check
     curves.png       the training curves
@@ -27,6 +29,7 @@ import tensorflow as tf
 
 from rdanet_gan.data import Augmentation, DataSplits, make_dataset, prepare_data, save_split
 from rdanet_gan.errors import RdanetError
+from rdanet_gan.evaluation.calibration import choose_inference, write_inference
 from rdanet_gan.evaluation.figures import plot_training_curves
 from rdanet_gan.evaluation.keras_metrics import segmentation_metrics
 from rdanet_gan.evaluation.metrics import dice
@@ -338,5 +341,7 @@ def train(
             **mode_agreement(final, data.validation.images, data.validation.masks, config.batch_size),
         },
     )
+    for checkpoint in (run_dir / "best.keras", run_dir / "final.keras"):
+        write_inference(checkpoint, choose_inference(load_segmenter(checkpoint), data.validation, config.batch_size))
     plot_training_curves(run_dir / "log.csv", run_dir / "curves.png")
     return TrainResult(run_dir, [history[e] for e in sorted(history)], run_dir / "final.keras", run_dir / "best.keras")
