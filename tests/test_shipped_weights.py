@@ -84,3 +84,12 @@ def test_segment_uses_the_checked_shipped_model_by_default(tmp_path, capsys):
     cv2.imwrite(str(scan), np.full((90, 120), 100, np.uint8))
     assert main(["segment", str(scan), "--out", str(tmp_path / "masks")]) == 0
     assert cv2.imread(str(tmp_path / "masks" / "scan_mask.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
+    settings = WEIGHTS_DIR / "rdanet_gan.inference.json"  # chosen on the validation split, and hashed
+    assert "rdanet_gan.inference.json" in MANIFEST["files"]
+    assert f"(recorded in {settings})" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_shipped_inference_settings_are_the_best_on_validation():
+    record = json.loads((WEIGHTS_DIR / "rdanet_gan.inference.json").read_text())
+    assert record["validation_dice"][record["chosen"]] == max(record["validation_dice"].values())
+    assert record["flip_tta"] and record["postprocess"]  # "all" won: the model card's recommendation
