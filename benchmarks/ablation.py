@@ -159,7 +159,7 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
     for name, r in results.items():
         test, training = r["test"], r["training"]
         alarms = r.get("normal_scans")
-        flagged = f"{100 * alarms['fraction']:.0f} % / {100 * alarms['fraction_postprocessed']:.0f} %" if alarms else "–"
+        flagged = f"{alarms['flagged']} / {alarms['flagged_postprocessed']} of {alarms['scans']}" if alarms else "–"
         lines.append(
             f"| {name} | {r['validation']['plain']['dice']:.3f} | {r['validation'][r['inference']]['dice']:.3f} "
             f"| {r['inference']} (t = {r['threshold']:.2f}) | {test['dice']:.3f} | {test['dice_per_image']:.3f} "
@@ -188,12 +188,12 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
             "post-processing (largest region, holes filled), all three; the best one alone is applied to the test split."
         ),
     ]
-    counted = {r["normal_scans"]["scans"] for r in results.values() if "normal_scans" in r}
-    if counted:
+    if any("normal_scans" in r for r in results.values()):
         lines.append(
-            f"- Lesion-free scans: the {'/'.join(map(str, sorted(counted)))} of BUSI's normal scans that no variant "
-            f"trained on, at the variant's chosen inference setting; `train-normal` (the `standard` recipe) trains on "
-            f"{args.train_normal} others besides its lesion scans."
+            "- Lesion-free scans flagged: BUSI normal scans with any lesion predicted at the variant's chosen setting, "
+            "raw / post-processed, of those it was scored on: the ones no variant trained on (`train-normal`, the "
+            f"`standard` recipe, also trains on {args.train_normal}). Rows scored on more were recorded before "
+            "`train-normal` existed and their run folders are gone."
         )
     return "\n".join(lines) + "\n"
 
@@ -233,13 +233,17 @@ def main(argv=None) -> int:
                 raise RdanetError(f"variant {name} starts from the paper variant's RDAU-Net: train 'paper' first")
             if name == "train-normal" and normal is None:
                 raise RdanetError(f"variant {name} needs lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
-            if not run_finished(run_dir, epochs_of(name, args)):
+            kept = name in results and not (run_dir / "best.keras").exists()
+            if kept:  # its run folder is gone (another machine): the recorded result stands
+                print(f"== {name}: recorded result kept (no run folder {run_dir})", flush=True)
+            elif not run_finished(run_dir, epochs_of(name, args)):
                 command = train_command(name, args, run_dir, resume=(run_dir / "config.json").exists())
                 print(f"== {name}: {shlex.join(command)}", flush=True)
                 if subprocess.run([sys.executable, "-m", "rdanet_gan", *command[1:]], check=False).returncode:
                     raise RdanetError(f"variant {name}: training failed (see above)")
             # Results counted on other lesion-free scans (before train-normal held half of them out) are rescored.
-            if name not in results or (normal is not None and results[name]["normal_scans"]["scans"] != len(normal.images)):
+            counted_elsewhere = normal is not None and results.get(name, {}).get("normal_scans", {}).get("scans") != len(normal)
+            if not kept and (name not in results or counted_elsewhere):
                 results[name] = {**assess(run_dir, data, normal, args.batch_size), "command": shlex.join(train_command(name, args, run_dir))}
                 write_json(results_path, {"settings": vars(args), "machine": describe_machine(), "variants": results})
             print(f"== {name}: val Dice {results[name]['validation'][results[name]['inference']]['dice']:.3f}", flush=True)
