@@ -140,7 +140,8 @@ def test_segment_handles_each_kind_of_input(segmented, name, outcome):
 def test_segment_of_good_and_bad_files_is_partial(segmented):
     assert segmented.code == 3
     assert sorted(p.name for p in segmented.out.iterdir()) == sorted(f"{Path(n).stem}_mask.png" for n in GOOD_INPUTS)
-    assert len(segmented.stdout.splitlines()) == len(GOOD_INPUTS)
+    header, *per_scan = segmented.stdout.splitlines()  # the inference settings, then one line per scan
+    assert header.startswith("inference: ") and len(per_scan) == len(GOOD_INPUTS)
     bad = len(SEGMENT_INPUTS) - len(GOOD_INPUTS)
     assert len(segmented.stderr.splitlines()) == bad
     assert all(line.startswith("rdanet-gan segment: skipped ") for line in segmented.stderr.splitlines())
