@@ -19,6 +19,9 @@ picks the weight for the full-size GAN.
     python benchmarks/ablation.py --data BUSI_DIR --out ~/runs/ablation \\
         [--base-width 8] [--epochs 20] [--gan-epochs 10] [--variants paper,standard,...]
 
+Variants combine with ``+``: ``--variants group-norm+train-normal`` trains
+one network with the options of both (the GAN variants do not combine).
+
 Rerunning the same command resumes: finished variants are kept, an
 interrupted one continues from its last epoch. Writes ``ablation.json`` and
 ``ablation.md`` into ``--out``.
@@ -84,7 +87,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="BUSI folder, or 'phantom' for a smoke run")
     parser.add_argument("--out", required=True, help="run folder (rerun to resume)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated training variants (default: all)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated training variants, a+b combining two (default: all)")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of each RDAU-Net variant")
     parser.add_argument("--gan-epochs", type=int, default=10, help="epochs of each GAN variant, after the paper variant's")
     parser.add_argument("--base-width", type=int, default=8, help="RDAU-Net width (32 is the paper's; 8 has 1/16 of its FLOPs)")
@@ -102,13 +105,28 @@ def train_command(name: str, args: argparse.Namespace, run_dir: Path, resume: bo
     """The ``rdanet-gan train`` command of one variant (each runs in its own process: a run
     without XLA turns on op determinism, which would switch XLA off for the rest of a process)."""
     paper_checkpoint = str(run_dir.parent / "paper" / "best.keras")
-    split = run_dir.parent / (TRAIN_NORMAL_SPLIT if name == "train-normal" else "split.json")
+    split = run_dir.parent / (TRAIN_NORMAL_SPLIT if "train-normal" in parts(name) else "split.json")
     command = ["rdanet-gan", "train", "--model", "rdau-net", "--data", args.data, "--split", str(split)]
     command += ["--epochs", str(epochs_of(name, args)), "--base-width", str(args.base_width)]
     command += ["--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     command += ["--precision", "float32", "--jit", args.jit]
-    command += [option.replace("{paper}", paper_checkpoint) for option in VARIANTS[name]]
+    command += [option.replace("{paper}", paper_checkpoint) for part in parts(name) for option in VARIANTS[part]]
     return command + ["--out", str(run_dir)] + (["--resume"] if resume else [])
+
+
+def parts(name: str) -> list[str]:
+    """The variants a (``+``-combined) variant name is made of."""
+    return name.split("+")
+
+
+def unknown_variant(name: str) -> str | None:
+    """Why ``name`` is no variant, or None."""
+    unknown = [part for part in parts(name) if part not in VARIANTS]
+    if unknown:
+        return f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}, or join some with '+'"
+    if len(parts(name)) > 1 and any(part.startswith("gan-") for part in parts(name)):
+        return f"{name!r}: the GAN variants fine-tune the paper variant's network and do not combine"
+    return None
 
 
 def epochs_of(name: str, args: argparse.Namespace) -> int:
@@ -175,8 +193,8 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
             f"TensorFlow {machine['tensorflow']}."
         ),
         (
-            "- Each variant differs from `standard` (the default recipe) in the named option only; `paper` is the "
-            "faithful recipe (flips only). Pooled Dice over all pixels of the split; per-image Dice is the mean over scans."
+            "- Each variant differs from `standard` (the default recipe) in the named option only (`a+b`: in those "
+            "of both); `paper` is the faithful recipe (flips only). Pooled Dice over all pixels of the split; per-image Dice is the mean over scans."
         ),
         (
             f"- `gan-adversarial-w`: RDA-NET-GAN (Algorithm 1, WGAN-GP critic, adversarial weight w) trained "
@@ -213,9 +231,9 @@ def held_out_lesion_free(args: argparse.Namespace, split: dict, out: Path) -> Ar
 def main(argv=None) -> int:
     args = parse_args(argv)
     names = [name.strip() for name in args.variants.split(",") if name.strip()]
-    unknown = [name for name in names if name not in VARIANTS]
-    if unknown:
-        print(f"ablation: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}", file=sys.stderr)
+    problems = [problem for problem in map(unknown_variant, names) if problem]
+    if problems:
+        print(f"ablation: {problems[0]}", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,7 +249,7 @@ def main(argv=None) -> int:
             run_dir = out / name
             if name.startswith("gan-") and not run_finished(out / "paper", args.epochs):
                 raise RdanetError(f"variant {name} starts from the paper variant's RDAU-Net: train 'paper' first")
-            if name == "train-normal" and normal is None:
+            if "train-normal" in parts(name) and normal is None:
                 raise RdanetError(f"variant {name} needs lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
             kept = name in results and not (run_dir / "best.keras").exists()
             if kept:  # its run folder is gone (another machine): the recorded result stands
@@ -250,7 +268,8 @@ def main(argv=None) -> int:
     except RdanetError as error:
         print(f"ablation: error: {error}", file=sys.stderr)
         return 2
-    table = markdown({name: results[name] for name in VARIANTS if name in results}, args)
+    order = [name for name in VARIANTS if name in results] + [name for name in results if name not in VARIANTS]
+    table = markdown({name: results[name] for name in order}, args)
     write_text(out / "ablation.md", table)
     print(table)
     return 0

@@ -83,3 +83,12 @@ def test_train_normal_variant_trains_on_lesion_free_scans_and_counts_alarms_on_t
 def test_train_normal_variant_needs_lesion_free_scans(ablation, tmp_path, capsys):
     assert ablation.main([*TINY, "--out", str(tmp_path), "--variants", "train-normal"]) == 2
     assert "needs lesion-free scans" in capsys.readouterr().err
+
+
+def test_variants_combine_with_a_plus(ablation, tmp_path, capsys):
+    args = ablation.parse_args([*TINY, "--out", str(tmp_path)])
+    command = ablation.train_command("group-norm+train-normal", args, tmp_path / "group-norm+train-normal")
+    assert command[command.index("--norm") + 1] == "group"
+    assert command[command.index("--split") + 1] == str(tmp_path / ablation.TRAIN_NORMAL_SPLIT)
+    assert ablation.main([*TINY, "--out", str(tmp_path), "--variants", "gan-adversarial-0.01+group-norm"]) == 2
+    assert "do not combine" in capsys.readouterr().err
