@@ -20,7 +20,7 @@ import keras
 
 from rdanet_gan.data import ArraySet
 from rdanet_gan.errors import DataError
-from rdanet_gan.evaluation.evaluate import evaluate_model
+from rdanet_gan.evaluation.evaluate import score_probability_maps
 from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities
 from rdanet_gan.fileio import write_json
 from rdanet_gan.postprocess import choose_threshold, predict_with_flips
@@ -62,15 +62,20 @@ class Calibration:
 
 def choose_inference(model: keras.Model, validation: ArraySet, batch_size: int = 32) -> Calibration:
     """Score the :data:`SETTINGS` on ``validation`` (pooled Dice); the best one wins, ties to the simpler."""
+    truths = [mask[..., 0] > 0.5 for mask in validation.masks]
+    ids = [record.case_id for record in validation.records] or None
+    maps = {  # by flip TTA: each setting only thresholds and cleans one of these
+        False: list(predict_probabilities(model, validation.images, batch_size=batch_size)[..., 0]),
+        True: list(predict_with_flips(model, validation.images, batch_size=batch_size)[..., 0]),
+    }
     evaluations, candidates = {}, {}
     for name, setting in SETTINGS.items():
-        threshold = 0.5
-        if setting["tune_threshold"]:
-            predict = predict_with_flips if setting["flip_tta"] else predict_probabilities
-            probabilities = predict(model, validation.images, batch_size=batch_size)[..., 0]
-            threshold = choose_threshold(list(probabilities), [mask[..., 0] > 0.5 for mask in validation.masks])
+        probabilities = maps[setting["flip_tta"]]
+        threshold = choose_threshold(probabilities, truths) if setting["tune_threshold"] else 0.5
         candidates[name] = InferenceSettings(float(threshold), setting["flip_tta"], setting["postprocess"])
-        evaluations[name] = evaluate_model(model, validation, batch_size=batch_size, **asdict(candidates[name]))
+        evaluations[name] = score_probability_maps(
+            probabilities, truths, ids=ids, threshold=candidates[name].threshold, postprocess=setting["postprocess"]
+        )
     chosen = max(SETTINGS, key=lambda name: evaluations[name].pooled["dice"])  # the first of equals: simpler
     return Calibration(chosen, candidates[chosen], evaluations)
 

@@ -42,6 +42,18 @@ def evaluate_model(
     else:
         truths = [mask[..., 0] > 0.5 for mask in data.masks]
         maps = list(probabilities)
+    return score_probability_maps(maps, truths, ids=ids, threshold=threshold, postprocess=postprocess)
+
+
+def score_probability_maps(
+    maps: list[np.ndarray],
+    truths: list[np.ndarray],
+    ids: list[str] | None = None,
+    threshold: float = 0.5,
+    postprocess: bool = False,
+) -> Evaluation:
+    """Score lesion probability maps against their masks: lesion at ``threshold`` or above, cleaned with
+    ``postprocess``; one prediction serves several settings this way (see ``calibration``)."""
     predictions = [binarize(p, threshold) for p in maps]
     if postprocess:
         predictions = [clean_mask(p) for p in predictions]
