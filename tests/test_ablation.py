@@ -1,4 +1,4 @@
-"""``benchmarks/ablation.py``: a tiny run on phantoms writes its table, and a rerun resumes."""
+"""``benchmarks/ablation.py``: a tiny run on a small BUSI-layout folder writes its table, and a rerun resumes."""
 
 from __future__ import annotations
 
@@ -24,9 +24,12 @@ def ablation():
     return module
 
 
-def test_tiny_ablation_scores_validation_settings_and_reads_test_once(ablation, tmp_path, capsys):
+def test_tiny_ablation_scores_validation_settings_reads_test_once_and_resumes(ablation, tmp_path, capsys):
+    write_busi_phantoms(tmp_path / "busi", benign=12, malignant=6, size=48)
+    write_normal_scans(tmp_path / "busi", count=6)
     out = tmp_path / "ablation"
-    assert ablation.main([*TINY, "--out", str(out), "--variants", "paper"]) == 0
+    argv = [*TINY, "--data", str(tmp_path / "busi"), "--out", str(out), "--train-normal", "2"]
+    assert ablation.main([*argv, "--variants", "paper,train-normal"]) == 0
     results = json.loads((out / "ablation.json").read_text())["variants"]
     paper = results["paper"]
     assert set(paper["validation"]) == set(SETTINGS)
@@ -34,16 +37,27 @@ def test_tiny_ablation_scores_validation_settings_and_reads_test_once(ablation, 
     assert paper["validation"][chosen]["dice"] == max(v["dice"] for v in paper["validation"].values())
     assert set(paper["test"]) == {"dice", "dice_per_image", "precision", "sensitivity", "hd95"}  # one setting only
     assert json.loads((out / "paper" / "config.json").read_text())["settings"]["augmentation"] == "paper"
-    assert "| paper |" in (out / "ablation.md").read_text()
     assert "rdanet-gan train --model rdau-net" in paper["command"] and "--recipe paper" in paper["command"]
 
+    # train-normal trains on the split plus 2 lesion-free scans; every variant's alarms count the 4 others.
+    split = json.loads((out / "split.json").read_text())
+    with_normal = json.loads((out / ablation.TRAIN_NORMAL_SPLIT).read_text())
+    added = sorted(set(with_normal["train"]) - set(split["train"]))
+    assert len(added) == 2 and all(case_id.startswith("normal/") for case_id in added)
+    assert {key: with_normal[key] for key in ("validation", "test")} == {key: split[key] for key in ("validation", "test")}
+    assert json.loads((out / "train-normal" / "split.json").read_text()) == with_normal  # what it trained on
+    assert json.loads((out / "paper" / "split.json").read_text()) == split
+    assert [results[name]["normal_scans"]["scans"] for name in ("paper", "train-normal")] == [4, 4]
+    table = (out / "ablation.md").read_text()
+    assert "| paper |" in table and "| train-normal |" in table and "held-out lesion-free scans flagged" in table
+
     log = (out / "paper" / "log.csv").read_text()
-    assert ablation.main([*TINY, "--out", str(out), "--variants", "paper"]) == 0  # resumes: nothing retrained
+    assert ablation.main([*argv, "--variants", "paper"]) == 0  # resumes: nothing retrained
     assert (out / "paper" / "log.csv").read_text() == log
     assert "== paper: val Dice" in capsys.readouterr().out
 
     shutil.rmtree(out / "paper")  # a run folder lost with its machine: the recorded result stands, nothing retrains
-    assert ablation.main([*TINY, "--out", str(out), "--variants", "paper"]) == 0
+    assert ablation.main([*argv, "--variants", "paper"]) == 0
     assert "recorded result kept" in capsys.readouterr().out and not (out / "paper").exists()
     assert json.loads((out / "ablation.json").read_text())["variants"]["paper"] == paper
 
@@ -61,23 +75,6 @@ def test_gan_variants_start_from_the_paper_variant(ablation, tmp_path, capsys):
 def test_unknown_variant_is_refused(ablation, tmp_path, capsys):
     assert ablation.main([*TINY, "--out", str(tmp_path), "--variants", "paper,bigger"]) == 2
     assert "unknown variant 'bigger'" in capsys.readouterr().err
-
-
-def test_train_normal_variant_trains_on_lesion_free_scans_and_counts_alarms_on_the_others(ablation, tmp_path):
-    write_busi_phantoms(tmp_path / "busi", benign=12, malignant=6, size=48)
-    write_normal_scans(tmp_path / "busi", count=6)
-    out = tmp_path / "ablation"
-    argv = [*TINY, "--data", str(tmp_path / "busi"), "--out", str(out), "--train-normal", "2"]
-    assert ablation.main([*argv, "--variants", "train-normal"]) == 0
-    split = json.loads((out / "split.json").read_text())
-    with_normal = json.loads((out / ablation.TRAIN_NORMAL_SPLIT).read_text())
-    added = sorted(set(with_normal["train"]) - set(split["train"]))
-    assert len(added) == 2 and all(case_id.startswith("normal/") for case_id in added)
-    assert {key: with_normal[key] for key in ("validation", "test")} == {key: split[key] for key in ("validation", "test")}
-    assert json.loads((out / "train-normal" / "split.json").read_text()) == with_normal  # what the variant trained on
-    assert json.loads((out / "ablation.json").read_text())["variants"]["train-normal"]["normal_scans"]["scans"] == 4
-    table = (out / "ablation.md").read_text()
-    assert "held-out lesion-free scans flagged" in table and " of 4 |" in table
 
 
 def test_train_normal_variant_needs_lesion_free_scans(ablation, tmp_path, capsys):
