@@ -247,11 +247,11 @@ def main(argv=None) -> int:
         results = json.loads(results_path.read_text())["variants"] if results_path.exists() else {}
         for name in names:
             run_dir = out / name
-            if name.startswith("gan-") and not run_finished(out / "paper", args.epochs):
-                raise RdanetError(f"variant {name} starts from the paper variant's RDAU-Net: train 'paper' first")
-            if "train-normal" in parts(name) and normal is None:
-                raise RdanetError(f"variant {name} needs lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
             kept = name in results and not (run_dir / "best.keras").exists()
+            if not kept and name.startswith("gan-") and not run_finished(out / "paper", args.epochs):
+                raise RdanetError(f"variant {name} starts from the paper variant's RDAU-Net: train 'paper' first")
+            if not kept and "train-normal" in parts(name) and normal is None:
+                raise RdanetError(f"variant {name} needs lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
             if kept:  # its run folder is gone (another machine): the recorded result stands
                 print(f"== {name}: recorded result kept (no run folder {run_dir})", flush=True)
             elif not run_finished(run_dir, epochs_of(name, args)):
