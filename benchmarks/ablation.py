@@ -83,6 +83,8 @@ VARIANTS = {
 (``{paper}`` stands for the ``paper`` variant's best checkpoint)."""
 TRAIN_NORMAL_SPLIT = "split-train-normal.json"
 """The split of the ``train-normal`` variant: ``split.json`` plus lesion-free training scans."""
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="BUSI folder, or 'phantom' for a smoke run")

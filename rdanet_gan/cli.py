@@ -185,10 +185,13 @@ def _inspect(args) -> int:
 def _split(args) -> int:
     from rdanet_gan.data import add_lesion_free_training, find_records, make_split, save_split
     from rdanet_gan.data.records import NORMAL_LABEL
+    from rdanet_gan.errors import DataError
 
     _refuse_existing([Path(args.out)], args.overwrite)
     records = find_records(args.data, include_normal=args.train_normal > 0)
     lesion_free = [record for record in records if record.label == NORMAL_LABEL]
+    if args.train_normal and not lesion_free:
+        raise DataError(args.data, f"holds no lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
     records = [record for record in records if record.label != NORMAL_LABEL]
     split = make_split(records, args.data, n_test=args.test, n_validation=args.validation, seed=args.seed)
     if args.train_normal:

@@ -69,11 +69,15 @@ def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None
 
 
 def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model:
-    """Load a model shipped in ``weights/`` after checking its hash."""
+    """Load a model shipped in ``weights/`` after checking its hash, and that of its inference settings."""
+    from rdanet_gan.evaluation.calibration import inference_file  # imports the evaluation stack
+
     path = WEIGHTS_DIR / name
     if not path.is_file():
         raise ModelFileError(path, "no shipped model of that name; train one or pass --model FILE")
     verify_shipped(path)
+    if inference_file(path).exists():  # applied by segment: shipped and hashed with the model
+        verify_shipped(inference_file(path))
     return load_segmenter(path)
 
 

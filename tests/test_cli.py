@@ -284,6 +284,13 @@ def test_split_can_train_on_lesion_free_scans_and_evaluate_counts_the_others(tra
     assert code == 2 and "cannot train on 3 of 3 lesion-free scans" in err and len(err.strip().splitlines()) == 1
 
 
+def test_split_train_normal_without_lesion_free_scans_names_the_folder(phantom_folder, tmp_path, capsys):
+    argv = ["split", "--data", str(phantom_folder), "--out", str(tmp_path / "s.json"), "--test", "4", "--validation", "4"]
+    code, _, err = run(argv + ["--train-normal", "1"], capsys)
+    assert code == 2 and f"{phantom_folder}: holds no lesion-free scans" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s.json").exists()
+
+
 def test_evaluate_normal_without_lesion_free_scans_is_one_line(trained_run, phantom_folder, capsys):
     argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", str(phantom_folder)]
     code, _, err = run(argv + ["--split", str(trained_run / "split.json"), "--normal"], capsys)

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from rdanet_gan import modelfiles
 from rdanet_gan.cli import main
+from rdanet_gan.errors import ModelFileError
 from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_shipped
 
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
@@ -93,3 +96,15 @@ def test_shipped_inference_settings_are_the_best_on_validation():
     record = json.loads((WEIGHTS_DIR / "rdanet_gan.inference.json").read_text())
     assert record["validation_dice"][record["chosen"]] == max(record["validation_dice"].values())
     assert record["flip_tta"] and record["postprocess"]  # "all" won: the model card's recommendation
+
+
+def test_load_shipped_refuses_altered_inference_settings(tmp_path, monkeypatch):
+    for name in (DEFAULT_MODEL, "rdanet_gan.inference.json", "manifest.json"):
+        shutil.copy(WEIGHTS_DIR / name, tmp_path / name)
+    monkeypatch.setattr(modelfiles, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(modelfiles, "MANIFEST", tmp_path / "manifest.json")
+    assert modelfiles.load_shipped().input_shape == (None, 128, 128, 1)  # the copy checks out
+    settings = tmp_path / "rdanet_gan.inference.json"
+    settings.write_text(settings.read_text().replace('"threshold": 0.5', '"threshold": 0.3'))
+    with pytest.raises(ModelFileError, match="rdanet_gan.inference.json: SHA-256 differs"):
+        modelfiles.load_shipped()

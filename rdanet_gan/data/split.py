@@ -59,9 +59,7 @@ def make_split(
         signatures = read_signatures(records)
     case_ids = [record.case_id for record in records]
     labels = [record.label for record in records]
-    units = _units(group_signatures(signatures, duplicate_threshold), case_ids)
-    rng = np.random.default_rng(seed)
-    units = [units[position] for position in rng.permutation(len(units))]
+    units = _shuffled_units(signatures, case_ids, duplicate_threshold, seed)
     test = _fill(units, n_test, _label_targets(labels, n_test), labels)
     units = [unit for unit in units if unit not in test]
     validation = _fill(units, n_validation, _label_targets(labels, n_validation), labels)
@@ -97,8 +95,7 @@ def add_lesion_free_training(
             "split", f"cannot train on {count} of {len(records)} lesion-free scans and keep some to count false alarms"
         )
     case_ids = [record.case_id for record in records]
-    units = _units(group_signatures(read_signatures(records), duplicate_threshold), case_ids)
-    units = [units[position] for position in np.random.default_rng(seed).permutation(len(units))]
+    units = _shuffled_units(read_signatures(records), case_ids, duplicate_threshold, seed)
     labels = [record.label for record in records]
     chosen = _fill(units, count, _label_targets(labels, count), labels)
     added = [case_ids[index] for unit in chosen for index in unit]
@@ -148,6 +145,14 @@ def _units(groups: list[list[int]], case_ids: list[str]) -> list[tuple[int, ...]
     units = [tuple(group) for group in groups]
     units += [(index,) for index in range(len(case_ids)) if index not in grouped]
     return sorted(units, key=lambda unit: min(natural_key(case_ids[index]) for index in unit))
+
+
+def _shuffled_units(
+    signatures: np.ndarray, case_ids: list[str], duplicate_threshold: float, seed: int
+) -> list[tuple[int, ...]]:
+    """The near-duplicate units of the scans in an order drawn from ``seed`` (and the case ids only)."""
+    units = _units(group_signatures(signatures, duplicate_threshold), case_ids)
+    return [units[position] for position in np.random.default_rng(seed).permutation(len(units))]
 
 
 def _label_targets(labels: list[str], total: int) -> Counter:
