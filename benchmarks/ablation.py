@@ -6,12 +6,14 @@ results); only the named option differs from the ``standard`` variant (the
 ``default`` recipe). Each trained network (its best validation
 Dice checkpoint) is then scored on the validation split under five inference
 settings (plain at 0.5, flip test-time augmentation, the threshold chosen on
-the validation split, post-processing, all three). The setting with the best
-validation Dice makes the variant's final model, which alone reads the test
-split: once. BUSI's normal scans (no lesion) give the fraction of
-lesion-free scans on which a lesion is predicted: the ``train-normal``
-variant trains on ``--train-normal`` of them, and every variant is counted
-on the others, which no variant trained on. The
+the validation split, post-processing, all three); the best of them, with
+the presence level chosen on the validation scans plus ``--train-normal``
+lesion-free scans (per-image Dice), makes the variant's final model, which
+alone reads the test split: once. BUSI's normal scans (no lesion) give the
+fraction of lesion-free scans on which a lesion is predicted: the
+``train-normal`` variant trains on the same ``--train-normal`` of them that
+the others validate on (it has none to validate on), and every variant is
+counted on the rest, which no variant saw. The
 ``gan-adversarial-*`` variants train RDA-NET-GAN from the ``paper``
 variant's RDAU-Net with three adversarial weights: the validation split
 picks the weight for the full-size GAN.
@@ -37,18 +39,21 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 from rdanet_gan.data import (
     ArraySet,
-    add_lesion_free_training,
+    add_lesion_free,
     find_records,
+    load_arrays,
     load_normal_scans,
     load_split,
     prepare_data,
     save_split,
+    select,
 )
 from rdanet_gan.data.records import NORMAL_LABEL
 from rdanet_gan.errors import RdanetError
@@ -82,7 +87,8 @@ VARIANTS = {
 """Variant name -> the ``rdanet-gan train`` options that set it apart from ``standard``
 (``{paper}`` stands for the ``paper`` variant's best checkpoint)."""
 TRAIN_NORMAL_SPLIT = "split-train-normal.json"
-"""The split of the ``train-normal`` variant: ``split.json`` plus lesion-free training scans."""
+"""The split of the ``train-normal`` variant: ``split.json`` plus lesion-free training scans, on which
+the other variants choose their presence level."""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -98,7 +104,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA for every variant but no-xla")
     parser.add_argument(
-        "--train-normal", type=int, default=15, help="lesion-free scans the train-normal variant trains on (default: 15, half of BUSI's 30)"
+        "--train-normal",
+        type=int,
+        default=15,
+        help="lesion-free scans the train-normal variant trains on and the others validate on (default: 15, half of BUSI's 30)",
     )
     return parser.parse_args(argv)
 
@@ -145,20 +154,26 @@ def summarise(evaluation: Evaluation) -> dict:
     }
 
 
-def assess(run_dir: Path, data, normal: ArraySet | None, batch_size: int) -> dict:
+def assess(run_dir: Path, data, lesion_free: LesionFree | None, validate_lesion_free: bool, batch_size: int) -> dict:
     """Validation scores under every inference setting; the test split once, with the best of them."""
     model = load_segmenter(run_dir / "best.keras")
-    calibration = choose_inference(model, data.validation, batch_size)
+    validation = data.validation + lesion_free.validation if lesion_free and validate_lesion_free else data.validation
+    calibration = choose_inference(model, validation, batch_size)
     settings = calibration.settings
     result = {
         "inference": calibration.chosen,
         "threshold": settings.threshold,
+        "presence": settings.presence,
         "validation": {name: summarise(evaluation) for name, evaluation in calibration.evaluations.items()},
+        "validation_presence": {
+            "lesion_free_scans": calibration.lesion_free_scans,
+            "dice_per_image": {f"{level:g}": dice for level, dice in calibration.presence_dice.items()},
+        },
         "test": summarise(evaluate_model(model, data.test, batch_size=batch_size, **asdict(settings))),
         "training": json.loads((run_dir / "summary.json").read_text()),
     }
-    if normal is not None:
-        result["normal_scans"] = normal_scan_alarms(model, normal, settings.threshold, settings.flip_tta, batch_size)
+    if lesion_free is not None:
+        result["normal_scans"] = normal_scan_alarms(model, lesion_free.test, settings, batch_size)
     return result
 
 
@@ -170,20 +185,19 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
         ),
         "",
         (
-            "| variant | val Dice plain | val Dice final | inference (chosen on val) | test Dice pooled | test Dice per image "
-            "| test precision | test sensitivity | test HD95 px | held-out lesion-free scans flagged (raw / post-processed) "
-            "| val Dice inference / training mode | training min |"
+            "| variant | val Dice plain | val Dice final | inference (chosen on val) | presence level (chosen on val) "
+            "| test Dice pooled | test Dice per image | test precision | test sensitivity | test HD95 px "
+            "| held-out lesion-free scans flagged (raw / post-processed / final) | val Dice inference / training mode "
+            "| training min |"
         ),
-        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in results.items():
         test, training = r["test"], r["training"]
-        alarms = r.get("normal_scans")
-        flagged = f"{alarms['flagged']} / {alarms['flagged_postprocessed']} of {alarms['scans']}" if alarms else "–"
         lines.append(
             f"| {name} | {r['validation']['plain']['dice']:.3f} | {r['validation'][r['inference']]['dice']:.3f} "
-            f"| {r['inference']} (t = {r['threshold']:.2f}) | {test['dice']:.3f} | {test['dice_per_image']:.3f} "
-            f"| {test['precision']:.3f} | {test['sensitivity']:.3f} | {test['hd95']:.1f} | {flagged} "
+            f"| {r['inference']} (t = {r['threshold']:.2f}) | {presence_cell(r)} | {test['dice']:.3f} | {test['dice_per_image']:.3f} "
+            f"| {test['precision']:.3f} | {test['sensitivity']:.3f} | {test['hd95']:.1f} | {flagged_cell(r)} "
             f"| {training['val_dice_inference_mode']:.3f} / {training['val_dice_training_mode']:.3f} "
             f"| {training['seconds_total'] / 60:.0f} |"
         )
@@ -204,30 +218,61 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
             "compare with the `paper` row."
         ),
         (
-            "- Inference settings scored on the validation split: plain (0.5), flip TTA, threshold chosen on validation, "
-            "post-processing (largest region, holes filled), all three; the best one alone is applied to the test split."
+            "- Inference settings scored on the validation scans with a lesion (pooled Dice): plain (0.5), flip TTA, "
+            "threshold chosen on validation, post-processing (largest region, holes filled), all three. Then the "
+            "presence level (no lesion reported on a scan whose peak probability stays below it) on those scans "
+            f"plus {args.train_normal} lesion-free ones (per-image Dice, 1 for an empty prediction on a lesion-free "
+            "scan). The result alone is applied to the test split."
         ),
     ]
     if any("normal_scans" in r for r in results.values()):
         lines.append(
-            "- Lesion-free scans flagged: BUSI normal scans with any lesion predicted at the variant's chosen setting, "
-            "raw / post-processed, of those it was scored on: the ones no variant trained on (`train-normal`, the "
-            f"`standard` recipe, also trains on {args.train_normal}). Rows scored on more were recorded before "
-            "`train-normal` existed and their run folders are gone."
+            "- Lesion-free scans flagged: BUSI normal scans with any lesion predicted at the variant's chosen "
+            "threshold (and flip TTA): raw / post-processed / under the final settings (presence level included), "
+            "of those it was scored on: the ones no variant trained or validated on (`train-normal`, the "
+            f"`standard` recipe, trains on the {args.train_normal} that the others validate on). Rows scored on "
+            "more, or without a presence level, were recorded before those existed and their run folders are gone."
         )
     return "\n".join(lines) + "\n"
 
 
-def held_out_lesion_free(args: argparse.Namespace, split: dict, out: Path) -> ArraySet | None:
-    """Write the ``train-normal`` split (once) and decode the lesion-free scans it leaves out, on which
-    every variant's false alarms are counted; None when the dataset has no lesion-free scans."""
+def presence_cell(result: dict) -> str:
+    if "presence" not in result:  # recorded before the presence level, its run folder gone
+        return "–"
+    chosen_on = result["validation_presence"]["lesion_free_scans"]
+    return f"{result['presence']:g} ({chosen_on} lesion-free)" if chosen_on else "none (no lesion-free val scans)"
+
+
+def flagged_cell(result: dict) -> str:
+    alarms = result.get("normal_scans")
+    if not alarms:
+        return "–"
+    final = alarms.get("flagged_with_settings", "–")
+    return f"{alarms['flagged']} / {alarms['flagged_postprocessed']} / {final} of {alarms['scans']}"
+
+
+class LesionFree(NamedTuple):
+    """BUSI's lesion-free scans as the ablation uses them: ``validation`` (the ``train-normal`` variant's
+    training ones) choose the presence level, ``test`` (the rest) count false alarms."""
+
+    validation: ArraySet
+    test: ArraySet
+
+
+def lesion_free_scans(args: argparse.Namespace, split: dict, out: Path) -> LesionFree | None:
+    """Write the ``train-normal`` split (once) and decode the lesion-free scans on both sides of it;
+    None when the dataset has none."""
     path = out / TRAIN_NORMAL_SPLIT
+    records = [record for record in find_records(args.data, include_normal=True) if record.label == NORMAL_LABEL]
+    if not records:
+        return None
     if not path.exists():
-        lesion_free = [record for record in find_records(args.data, include_normal=True) if record.label == NORMAL_LABEL]
-        if not lesion_free:
-            return None
-        save_split(add_lesion_free_training(split, lesion_free, args.train_normal, seed=args.seed), path)
-    return load_normal_scans(args.data, args.image_size, split=load_split(path))
+        save_split(add_lesion_free(split, records, args.train_normal, seed=args.seed), path)
+    with_normal = load_split(path)
+    return LesionFree(
+        validation=load_arrays(select(records, [c for c in with_normal["train"] if c.startswith(f"{NORMAL_LABEL}/")]), args.image_size),
+        test=load_normal_scans(args.data, args.image_size, split=with_normal),
+    )
 
 
 def main(argv=None) -> int:
@@ -244,7 +289,7 @@ def main(argv=None) -> int:
         data = prepare_data(args.data, str(split_path) if split_path.exists() else None, image_size=args.image_size, seed=args.seed)
         if not split_path.exists():
             save_split(data.split, split_path)
-        normal = None if args.data == "phantom" else held_out_lesion_free(args, data.split, out)
+        lesion_free = None if args.data == "phantom" else lesion_free_scans(args, data.split, out)
         results_path = out / "ablation.json"
         results = json.loads(results_path.read_text())["variants"] if results_path.exists() else {}
         for name in names:
@@ -252,7 +297,7 @@ def main(argv=None) -> int:
             kept = name in results and not (run_dir / "best.keras").exists()
             if not kept and name.startswith("gan-") and not run_finished(out / "paper", args.epochs):
                 raise RdanetError(f"variant {name} starts from the paper variant's RDAU-Net: train 'paper' first")
-            if not kept and "train-normal" in parts(name) and normal is None:
+            if not kept and "train-normal" in parts(name) and lesion_free is None:
                 raise RdanetError(f"variant {name} needs lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
             if kept:  # its run folder is gone (another machine): the recorded result stands
                 print(f"== {name}: recorded result kept (no run folder {run_dir})", flush=True)
@@ -261,10 +306,13 @@ def main(argv=None) -> int:
                 print(f"== {name}: {shlex.join(command)}", flush=True)
                 if subprocess.run([sys.executable, "-m", "rdanet_gan", *command[1:]], check=False).returncode:
                     raise RdanetError(f"variant {name}: training failed (see above)")
-            # Results counted on other lesion-free scans (before train-normal held half of them out) are rescored.
-            counted_elsewhere = normal is not None and results.get(name, {}).get("normal_scans", {}).get("scans") != len(normal)
-            if not kept and (name not in results or counted_elsewhere):
-                results[name] = {**assess(run_dir, data, normal, args.batch_size), "command": shlex.join(train_command(name, args, run_dir))}
+            # Results assessed before the presence level, or counted on other lesion-free scans, are rescored.
+            recorded = results.get(name, {})
+            counted_elsewhere = lesion_free is not None and recorded.get("normal_scans", {}).get("scans") != len(lesion_free.test)
+            if not kept and ("presence" not in recorded or counted_elsewhere):
+                validate_lesion_free = "train-normal" not in parts(name)
+                assessment = assess(run_dir, data, lesion_free, validate_lesion_free, args.batch_size)
+                results[name] = {**assessment, "command": shlex.join(train_command(name, args, run_dir))}
                 write_json(results_path, {"settings": vars(args), "machine": describe_machine(), "variants": results})
             print(f"== {name}: val Dice {results[name]['validation'][results[name]['inference']]['dice']:.3f}", flush=True)
     except RdanetError as error:

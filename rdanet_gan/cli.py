@@ -67,6 +67,12 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         help=f"keep the largest lesion region and fill its holes; drop it when under 0.1%% of the scan {recorded % 'off'}",
     )
+    parser.add_argument(
+        "--presence",
+        type=float,
+        metavar="P",
+        help=f"report no lesion on a scan whose peak lesion probability stays below P; 0 never does {recorded % 0}",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="also train on N lesion-free scans (BUSI normal/); the others stay out of the split, to count false alarms on (default: 0)",
+    )
+    split.add_argument(
+        "--validation-normal",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also validate on N other lesion-free scans, on which training chooses when to report no lesion (the presence level; default: 0)",
     )
     split.add_argument("--overwrite", action="store_true", help="replace an existing split file")
 
@@ -183,19 +196,21 @@ def _inspect(args) -> int:
 
 
 def _split(args) -> int:
-    from rdanet_gan.data import add_lesion_free_training, find_records, make_split, save_split
+    from rdanet_gan.data import add_lesion_free, find_records, make_split, save_split
     from rdanet_gan.data.records import NORMAL_LABEL
     from rdanet_gan.errors import DataError
 
     _refuse_existing([Path(args.out)], args.overwrite)
-    records = find_records(args.data, include_normal=args.train_normal > 0)
+    wanted = {"train": args.train_normal, "validation": args.validation_normal}
+    records = find_records(args.data, include_normal=any(wanted.values()))
     lesion_free = [record for record in records if record.label == NORMAL_LABEL]
-    if args.train_normal and not lesion_free:
+    if any(wanted.values()) and not lesion_free:
         raise DataError(args.data, f"holds no lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
     records = [record for record in records if record.label != NORMAL_LABEL]
     split = make_split(records, args.data, n_test=args.test, n_validation=args.validation, seed=args.seed)
-    if args.train_normal:
-        split = add_lesion_free_training(split, lesion_free, args.train_normal, seed=args.seed)
+    for side, count in wanted.items():
+        if count:
+            split = add_lesion_free(split, lesion_free, count, side=side, seed=args.seed)
     save_split(split, args.out, overwrite=args.overwrite)
     print(f"{args.out}: " + ", ".join(f"{len(v)} {k}" for k, v in split.items()))
     return 0
@@ -253,14 +268,17 @@ def _train(args) -> int:
 def _inference_settings(args, model_path: Path):
     """The model's recorded inference settings (``MODEL.inference.json``), overridden by explicit options."""
     from rdanet_gan.errors import RdanetError
-    from rdanet_gan.evaluation.calibration import InferenceSettings, inference_file, read_inference
+    from rdanet_gan.evaluation.calibration import inference_file, read_inference, settings_problem
+    from rdanet_gan.postprocess import InferenceSettings
 
     recorded = read_inference(model_path)
     base = recorded or InferenceSettings()
-    chosen = {name: getattr(args, name) for name in ("threshold", "flip_tta", "postprocess") if getattr(args, name) is not None}
+    names = [field.name for field in dataclasses.fields(InferenceSettings)]
+    chosen = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     settings = dataclasses.replace(base, **chosen)
-    if not 0.0 < settings.threshold < 1.0:
-        raise RdanetError(f"--threshold {settings.threshold}: must be between 0 and 1")
+    problem = settings_problem(settings)  # a recorded file was checked as it was read: an option is out of range
+    if problem:
+        raise RdanetError(f"--{problem[0]} {getattr(settings, problem[0])}: {problem[1]}")
     source = f"recorded in {inference_file(model_path)}" if recorded else "the defaults"
     print(f"inference: {settings.describe()} ({source}{', with options given' if chosen else ''})")
     return settings
@@ -290,10 +308,10 @@ def _evaluate(args) -> int:
         print(f"lesion predicted on {normal['with_predicted_lesion']} of {normal['lesion_free_scans']} lesion-free scans")
     alarms = None
     if normal_scans is not None:
-        alarms = normal_scan_alarms(model, normal_scans, threshold=settings.threshold, flip_tta=settings.flip_tta)
+        alarms = normal_scan_alarms(model, normal_scans, settings)
         print(
             f"lesion-free scans: a lesion is predicted on {alarms['flagged']} of {alarms['scans']}, "
-            f"{alarms['flagged_postprocessed']} after post-processing"
+            f"{alarms['flagged_postprocessed']} after post-processing, {alarms['flagged_with_settings']} with the settings above"
         )
     if out:
         evaluation.write_csv(out / "per_image.csv", overwrite=args.overwrite)

@@ -11,10 +11,9 @@ import numpy as np
 from rdanet_gan.data import read_image
 from rdanet_gan.data.dicom import read_dicom
 from rdanet_gan.errors import DataError
-from rdanet_gan.evaluation.metrics import binarize
 from rdanet_gan.evaluation.scoring import resize_to
 from rdanet_gan.fileio import atomic_path
-from rdanet_gan.postprocess import clean_mask, predict_with_flips
+from rdanet_gan.postprocess import InferenceSettings, predict_with_flips
 
 
 def read_scan(path: str | Path) -> np.ndarray:
@@ -42,16 +41,22 @@ def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = 
 
 
 def segment_image(
-    model: keras.Model, image: np.ndarray, threshold: float = 0.5, flip_tta: bool = False, postprocess: bool = False
+    model: keras.Model,
+    image: np.ndarray,
+    threshold: float = 0.5,
+    flip_tta: bool = False,
+    postprocess: bool = False,
+    presence: float = 0.0,
 ) -> np.ndarray:
     """The binary lesion mask of one 2-D scan, at the scan's own size.
 
     ``flip_tta`` averages with the mirrored scan's prediction; ``postprocess``
     keeps the largest region with its holes filled (none when it is too small
-    to be a lesion: :func:`rdanet_gan.postprocess.clean_mask`).
+    to be a lesion: :func:`rdanet_gan.postprocess.clean_mask`); ``presence``
+    gives an empty mask when the scan's peak probability stays below it.
     """
-    mask = binarize(predict_probability(model, image, flip_tta), threshold)
-    return clean_mask(mask) if postprocess else mask
+    settings = InferenceSettings(threshold, flip_tta, postprocess, presence)
+    return settings.mask(predict_probability(model, image, flip_tta))
 
 
 def write_mask(mask: np.ndarray, path: str | Path, overwrite: bool = False) -> None:

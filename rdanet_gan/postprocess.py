@@ -1,22 +1,54 @@
-"""Inference-time refinements: flip test-time augmentation, a validated threshold, mask clean-up.
+"""Inference-time refinements: flip test-time augmentation, a validated threshold, mask clean-up,
+and a scan-level presence decision.
 
 BUSI lesions are single, compact regions, so keeping the largest connected
 component and filling its holes removes speckle-induced islands without
 touching the lesion itself; a region too small to be a lesion is dropped,
-which turns a speck on a lesion-free scan into no lesion. Each refinement
-is off unless asked for, and the threshold is chosen on the validation
-split only.
+which turns a speck on a lesion-free scan into no lesion. The presence
+decision reports no lesion on a scan whose highest lesion probability stays
+below a level: a network that hesitates everywhere on a scan has most likely
+found nothing there. Each refinement is off unless asked for, and every
+level is chosen on the validation split only (:mod:`rdanet_gan.evaluation.calibration`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 from scipy import ndimage
 
 from rdanet_gan.evaluation.metrics import Confusion, binarize, confusion
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How a probability map becomes a mask: threshold, flip TTA, post-processing, presence level.
+
+    ``presence`` above ``threshold`` empties the mask of a scan whose peak
+    probability stays below it; 0 (the default) never does.
+    """
+
+    threshold: float = 0.5
+    flip_tta: bool = False
+    postprocess: bool = False
+    presence: float = 0.0
+
+    def mask(self, probability: np.ndarray) -> np.ndarray:
+        """The binary lesion mask of one 2-D probability map (already flip-averaged when ``flip_tta``)."""
+        mask = binarize(probability, self.threshold)
+        if self.postprocess:
+            mask = clean_mask(mask)
+        if self.presence and float(np.max(probability)) < self.presence:
+            mask = np.zeros_like(mask)
+        return mask
+
+    def describe(self) -> str:
+        refinements = [name for name, on in (("flip TTA", self.flip_tta), ("post-processing", self.postprocess)) if on]
+        presence = [f"a lesion only where the peak probability reaches {self.presence:g}"] if self.presence else []
+        return ", ".join([f"threshold {self.threshold:.2f}", *refinements, *presence])
 
 
 def predict_with_flips(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -62,3 +94,32 @@ def choose_threshold(
         return Confusion.pool(confusion(binarize(p, threshold), t) for p, t in zip(probabilities, truths)).dice()
 
     return max(candidates, key=pooled_dice)
+
+
+PRESENCE_LEVELS = (0.0, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+"""The presence levels :func:`choose_presence` tries; 0 is none."""
+
+
+def choose_presence(
+    probabilities: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray],
+    settings: InferenceSettings,
+    levels: Sequence[float] = PRESENCE_LEVELS,
+) -> tuple[float, dict[float, float]]:
+    """The presence level with the best mean per-image Dice on the given (validation) scans, and every
+    level's score.
+
+    Per-image Dice counts a lesion-free scan as 1 when nothing is predicted on
+    it and 0 otherwise (the empty-mask policy of :mod:`rdanet_gan.evaluation.metrics`),
+    so scans with and without a lesion weigh in by their number. Levels at or
+    below the threshold change nothing and are skipped; ties go to the lower
+    level, so scans that all carry a lesion choose none.
+    """
+    masks = [settings.mask(p) for p in probabilities]
+    peaks = [float(np.max(p)) for p in probabilities]
+    empty = [np.zeros_like(mask) for mask in masks]
+    scores = {}
+    for level in (level for level in levels if level == 0.0 or level > settings.threshold):
+        kept = [mask if peak >= level else none for mask, peak, none in zip(masks, peaks, empty)]
+        scores[float(level)] = float(np.mean([confusion(m, t).dice() for m, t in zip(kept, truths)]))
+    return max(scores, key=scores.get), scores

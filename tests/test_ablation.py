@@ -48,6 +48,12 @@ def test_tiny_ablation_scores_validation_settings_reads_test_once_and_resumes(ab
     assert json.loads((out / "train-normal" / "split.json").read_text()) == with_normal  # what it trained on
     assert json.loads((out / "paper" / "split.json").read_text()) == split
     assert [results[name]["normal_scans"]["scans"] for name in ("paper", "train-normal")] == [4, 4]
+    # paper chose its presence level on the validation scans plus the 2 that train-normal trains on.
+    assert [results[name]["validation_presence"]["lesion_free_scans"] for name in ("paper", "train-normal")] == [2, 0]
+    by_level = paper["validation_presence"]["dice_per_image"]
+    assert by_level[f"{paper['presence']:g}"] == max(by_level.values()) and "0" in by_level
+    alarms = paper["normal_scans"]
+    assert alarms["flagged_with_settings"] <= alarms["flagged"] <= 4
     table = (out / "ablation.md").read_text()
     assert "| paper |" in table and "| train-normal |" in table and "held-out lesion-free scans flagged" in table
 

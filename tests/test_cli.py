@@ -18,7 +18,7 @@ import pytest
 
 from rdanet_gan.cli import main
 from rdanet_gan.evaluation.calibration import SETTINGS
-from rdanet_gan.inference import read_scan, segment_image
+from rdanet_gan.inference import predict_probability, read_scan, segment_image
 from rdanet_gan.modelfiles import load_segmenter, verify_shipped
 
 SHIP_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ship_weights.py"
@@ -123,6 +123,9 @@ def test_train_records_inference_settings_chosen_on_validation(trained_run):
         candidate = SETTINGS[record["chosen"]]
         assert (record["flip_tta"], record["postprocess"]) == (candidate["flip_tta"], candidate["postprocess"])
         assert candidate["tune_threshold"] or record["threshold"] == 0.5
+        by_presence = record["validation_dice_per_image_by_presence"]
+        assert by_presence[f"{record['presence']:g}"] == max(by_presence.values()) and "0" in by_presence
+        assert record["validation_lesion_free_scans"] == 0 and record["validation_scans"] > 0  # phantoms: all lesions
 
 
 def test_segment_applies_the_recorded_settings_unless_options_override(trained_run, phantom_folder, tmp_path, capsys):
@@ -146,9 +149,13 @@ def test_segment_applies_the_recorded_settings_unless_options_override(trained_r
     line, mask = segment("--threshold", "0.6", "--no-postprocess")
     assert line == f"inference: threshold 0.60, flip TTA (recorded in {settings}, with options given)"
     np.testing.assert_array_equal(mask, segment_image(load_segmenter(model), read_scan(scan), 0.6, flip_tta=True))
+    probability = predict_probability(load_segmenter(model), read_scan(scan), flip_tta=True)
+    line, mask = segment("--presence", f"{probability.max() + 1e-4:.6f}")  # just above the scan's peak: no lesion
+    assert line.startswith("inference: threshold 0.30, flip TTA, post-processing, a lesion only where the peak") and not mask.any()
 
-    code, _, err = run(["segment", str(scan), "--model", str(model), "--out", str(tmp_path / "x"), "--threshold", "1.5"], capsys)
-    assert code == 2 and "--threshold 1.5: must be between 0 and 1" in err and len(err.strip().splitlines()) == 1
+    for option, value, why in (("--threshold", "1.5", "must be between 0 and 1"), ("--presence", "1", "must be at least 0 and below 1")):
+        code, _, err = run(["segment", str(scan), "--model", str(model), "--out", str(tmp_path / "x"), option, value], capsys)
+        assert code == 2 and f"{option} {float(value)}: {why}" in err and len(err.strip().splitlines()) == 1
     settings.write_text("{")
     code, _, err = run(["segment", str(scan), "--model", str(model), "--out", str(tmp_path / "x")], capsys)
     assert code == 2 and f"{settings}: not an inference-settings file" in err and len(err.strip().splitlines()) == 1
@@ -281,7 +288,14 @@ def test_split_can_train_on_lesion_free_scans_and_evaluate_counts_the_others(tra
     assert run(argv + ["--normal", "--out", str(tmp_path / "eval")], capsys)[0] == 0
     assert json.loads((tmp_path / "eval" / "normal_scans.json").read_text())["scans"] == 1  # the one not trained on
     code, _, err = run(["split", *held_out, "--out", str(tmp_path / "all.json"), "--train-normal", "3"], capsys)
-    assert code == 2 and "cannot train on 3 of 3 lesion-free scans" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "cannot add 3 of 3 unlisted lesion-free scans to train" in err and len(err.strip().splitlines()) == 1
+
+    both = tmp_path / "both.json"
+    assert run(["split", *held_out, "--out", str(both), "--train-normal", "1", "--validation-normal", "1"], capsys)[0] == 0
+    listed = json.loads(both.read_text())
+    assert [sum(c.startswith("normal/") for c in listed[side]) for side in ("train", "validation", "test")] == [1, 1, 0]
+    assert run(argv[:-1] + [str(both), "--normal", "--out", str(tmp_path / "eval2")], capsys)[0] == 0
+    assert json.loads((tmp_path / "eval2" / "normal_scans.json").read_text())["scans"] == 1  # neither trained nor validated on
 
 
 def test_split_train_normal_without_lesion_free_scans_names_the_folder(phantom_folder, tmp_path, capsys):

@@ -13,7 +13,7 @@ from busi_folders import write_busi_phantoms, write_normal_scans
 
 from rdanet_gan.data import (
     Record,
-    add_lesion_free_training,
+    add_lesion_free,
     find_near_duplicates,
     find_records,
     load_normal_scans,
@@ -23,6 +23,7 @@ from rdanet_gan.data import (
     prepare_data,
     save_split,
 )
+from rdanet_gan.data.records import natural_key
 from rdanet_gan.errors import DataError, OutputExistsError
 
 BENIGN, MALIGNANT = 140, 60
@@ -224,14 +225,14 @@ def test_lesion_free_training_scans_join_train_and_the_rest_count_false_alarms(t
     write_normal_scans(tmp_path, count=7)
     lesion_free = [record for record in find_records(tmp_path, include_normal=True) if record.label == "normal"]
     split = prepare_data(tmp_path, image_size=32).split
-    with_normal = add_lesion_free_training(split, lesion_free, count=3, seed=1)
+    with_normal = add_lesion_free(split, lesion_free, count=3, seed=1)
     added = [case_id for case_id in with_normal["train"] if case_id.startswith("normal/")]
     assert len(added) == 3 and set(with_normal["train"]) == set(split["train"]) | set(added)
     assert with_normal["validation"] == split["validation"] and with_normal["test"] == split["test"]
     pair = {"normal/normal (1).png", "normal/normal (7).png"}  # a copy goes with its original
-    sides = [pair & set(add_lesion_free_training(split, lesion_free, count=3, seed=seed)["train"]) for seed in range(6)]
+    sides = [pair & set(add_lesion_free(split, lesion_free, count=3, seed=seed)["train"]) for seed in range(6)]
     assert all(side in (set(), pair) for side in sides) and pair in sides
-    assert add_lesion_free_training(split, lesion_free, count=3, seed=1) == with_normal  # reproducible
+    assert add_lesion_free(split, lesion_free, count=3, seed=1) == with_normal  # reproducible
     held_out = load_normal_scans(tmp_path, image_size=32, split=with_normal)
     assert sorted(record.case_id for record in held_out.records) == sorted(
         record.case_id for record in lesion_free if record.case_id not in added
@@ -242,11 +243,33 @@ def test_lesion_free_training_scans_join_train_and_the_rest_count_false_alarms(t
     lesion_free_masks = [mask for record, mask in zip(data.train.records, data.train.masks) if record.label == "normal"]
     assert len(data.train) == len(with_normal["train"]) and len(lesion_free_masks) == 3
     assert not any(mask.any() for mask in lesion_free_masks)
-    with pytest.raises(DataError, match="listed in the split already"):
-        add_lesion_free_training(with_normal, lesion_free, count=1)
-    with pytest.raises(DataError, match="cannot train on 7 of 7 lesion-free scans"):
-        add_lesion_free_training(split, lesion_free, count=7)
-    everything = add_lesion_free_training(split, lesion_free, count=6)
+    with pytest.raises(DataError, match="cannot add 7 of 7 unlisted lesion-free scans to train"):
+        add_lesion_free(split, lesion_free, count=7)
+    everything = add_lesion_free(split, lesion_free, count=6)
     everything["test"] += [case_id for case_id in (r.case_id for r in lesion_free) if case_id not in everything["train"]]
     with pytest.raises(DataError, match="none is left to count false alarms on"):
         load_normal_scans(tmp_path, image_size=32, split=everything)
+
+
+def test_lesion_free_validation_scans_are_others_than_the_training_ones(tmp_path):
+    write_busi_phantoms(tmp_path, benign=14, malignant=8, size=48)
+    write_normal_scans(tmp_path, count=7)
+    lesion_free = [record for record in find_records(tmp_path, include_normal=True) if record.label == "normal"]
+    split = prepare_data(tmp_path, image_size=32).split
+    with_train = add_lesion_free(split, lesion_free, count=3, seed=1)
+    both = add_lesion_free(with_train, lesion_free, count=2, side="validation", seed=1)
+    trained = {case_id for case_id in both["train"] if case_id.startswith("normal/")}
+    validated = {case_id for case_id in both["validation"] if case_id.startswith("normal/")}
+    assert len(trained) == 3 and len(validated) == 2 and not trained & validated
+    assert both["train"] == with_train["train"] and both["test"] == split["test"]
+    assert len(load_normal_scans(tmp_path, image_size=32, split=both)) == 2  # the rest count false alarms
+    # With the same seed, validation takes the scans training would have taken: test lesion-free scans stay put.
+    assert add_lesion_free(split, lesion_free, 3, side="validation", seed=1)["validation"] == sorted(
+        split["validation"] + sorted(trained), key=natural_key
+    )
+    data = prepare_data(tmp_path, both, image_size=32)
+    assert len(data.validation) == len(split["validation"]) + 2 and data.validation.masks[-2:].sum() == 0
+    with pytest.raises(DataError, match="cannot add 2 of 2 unlisted lesion-free scans to validation"):
+        add_lesion_free(both, lesion_free, count=2, side="validation")
+    with pytest.raises(ValueError, match="side must be"):
+        add_lesion_free(split, lesion_free, count=1, side="test")

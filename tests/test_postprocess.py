@@ -1,4 +1,4 @@
-"""Inference-time refinements: mask clean-up, flip TTA and the validated threshold."""
+"""Inference-time refinements: mask clean-up, flip TTA, the validated threshold and the presence level."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import keras
 import numpy as np
 
 from rdanet_gan.inference import predict_probability
-from rdanet_gan.postprocess import choose_threshold, clean_mask, fill_holes, keep_largest_component, predict_with_flips
+from rdanet_gan.postprocess import (
+    InferenceSettings,
+    choose_presence,
+    choose_threshold,
+    clean_mask,
+    fill_holes,
+    keep_largest_component,
+    predict_with_flips,
+)
 
 
 def test_largest_component_keeps_the_biggest_region_only():
@@ -68,3 +76,34 @@ def test_single_scan_flip_tta_matches_the_batch_version():
     expected = predict_with_flips(model, image[None, ..., None])[0, ..., 0]
     np.testing.assert_allclose(predict_probability(model, image, flip_tta=True), expected, atol=1e-6)
     assert not np.allclose(predict_probability(model, image), expected, atol=1e-6)
+
+
+def _scan(peak: float, lesion: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A 16x16 probability map whose 4x4 blob reaches ``peak``, and its truth (the blob, or nothing)."""
+    probability = np.full((16, 16), 0.05)
+    probability[4:8, 4:8] = peak
+    truth = np.zeros((16, 16), bool)
+    truth[4:8, 4:8] = lesion
+    return probability, truth
+
+
+def test_presence_level_empties_scans_whose_peak_stays_below_it():
+    probability, _ = _scan(0.8)
+    assert InferenceSettings().mask(probability).sum() == 16
+    assert InferenceSettings(presence=0.8).mask(probability).sum() == 16  # reached: kept
+    assert not InferenceSettings(presence=0.9).mask(probability).any()
+    assert InferenceSettings(presence=0.9).describe() == "threshold 0.50, a lesion only where the peak probability reaches 0.9"
+
+
+def test_presence_level_trades_lesions_missed_against_false_alarms_on_per_image_dice():
+    # Two confident lesions, one hesitant lesion (peak 0.7) and three hesitant false alarms (peak 0.75):
+    # dropping the scans under 0.8 loses one lesion and clears three lesion-free scans.
+    scans = [_scan(0.99), _scan(0.97), _scan(0.7), *[_scan(0.75, lesion=False)] * 3]
+    level, scores = choose_presence([p for p, _ in scans], [t for _, t in scans], InferenceSettings())
+    assert level == 0.8 and scores[0.0] == 3 / 6 and scores[0.8] == 5 / 6
+    assert min(scores) == 0.0 and all(level > 0.5 for level in scores if level)  # none, or above the threshold
+    # Without lesion-free scans no level helps, and the tie goes to none.
+    lesions = scans[:3]
+    assert choose_presence([p for p, _ in lesions], [t for _, t in lesions], InferenceSettings())[0] == 0.0
+    # Levels at or under the threshold change nothing and are not tried.
+    assert all(level == 0.0 or level > 0.7 for level in choose_presence([scans[0][0]], [scans[0][1]], InferenceSettings(0.7))[1])

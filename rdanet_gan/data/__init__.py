@@ -34,7 +34,7 @@ from rdanet_gan.data.records import (
     scan_dataset,
     select,
 )
-from rdanet_gan.data.split import add_lesion_free_training, load_split, make_split, save_split
+from rdanet_gan.data.split import add_lesion_free, load_split, make_split, save_split
 
 __all__ = [
     "AUGMENTATION_PRESETS",
@@ -44,7 +44,7 @@ __all__ = [
     "DataSplits",
     "DatasetScan",
     "Record",
-    "add_lesion_free_training",
+    "add_lesion_free",
     "augment_example",
     "detect_layout",
     "find_near_duplicates",

@@ -58,6 +58,15 @@ class ArraySet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def __add__(self, other: ArraySet) -> ArraySet:
+        """The scans of both sets, this one's first (e.g. validation scans with and without a lesion)."""
+        return ArraySet(
+            np.concatenate([self.images, other.images]),
+            np.concatenate([self.masks, other.masks]),
+            self.records + other.records,
+            self.native_shapes + other.native_shapes,
+        )
+
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode ``path`` at its native size as 2-D float32 gray in [0, 1]."""

@@ -70,36 +70,42 @@ def make_split(
     }
 
 
-def add_lesion_free_training(
+def add_lesion_free(
     split: dict[str, list[str]],
     records: Sequence[Record],
     count: int,
+    side: str = "train",
     seed: int = 0,
     duplicate_threshold: float = DUPLICATE_THRESHOLD,
 ) -> dict[str, list[str]]:
-    """``split`` with ``count`` of the lesion-free ``records`` (BUSI's ``normal/``) added to train.
+    """``split`` with ``count`` of the lesion-free ``records`` (BUSI's ``normal/``) it does not list yet
+    added to ``side`` ("train" or "validation").
 
     Training on some scans without a lesion teaches a network that an empty
-    mask is an answer; the lesion-free scans left out of the split are the
-    ones on which false alarms are counted (see
-    :func:`~rdanet_gan.data.prepare.load_normal_scans`). Whole near-duplicate
-    groups move together, chosen by ``seed``; the validation and test lists
-    are unchanged, so scores stay comparable with the split's other models.
+    mask is an answer; validating on some lets the inference settings learn
+    when to say "no lesion" (the presence level of
+    :mod:`rdanet_gan.evaluation.calibration`). The lesion-free scans left
+    out of the split are the ones on which false alarms are counted (see
+    :func:`~rdanet_gan.data.prepare.load_normal_scans`), so at least one
+    stays out. Whole near-duplicate groups move together, chosen by
+    ``seed``; the lesion scans' lists are unchanged, so scores stay
+    comparable with the split's other models.
     """
+    if side not in ("train", "validation"):
+        raise ValueError(f"side must be 'train' or 'validation', not {side!r}")
     listed = {case_id for case_ids in split.values() for case_id in case_ids}
-    already = sorted(record.case_id for record in records if record.case_id in listed)
-    if already:
-        raise DataError("split", f"the lesion-free scan '{already[0]}' is listed in the split already")
+    records = [record for record in records if record.case_id not in listed]
     if not 0 <= count < len(records):
         raise DataError(
-            "split", f"cannot train on {count} of {len(records)} lesion-free scans and keep some to count false alarms"
+            "split",
+            f"cannot add {count} of {len(records)} unlisted lesion-free scans to {side} and keep some to count false alarms",
         )
     case_ids = [record.case_id for record in records]
     units = _shuffled_units(read_signatures(records), case_ids, duplicate_threshold, seed)
     labels = [record.label for record in records]
     chosen = _fill(units, count, _label_targets(labels, count), labels)
     added = [case_ids[index] for unit in chosen for index in unit]
-    return {**split, "train": sorted(split["train"] + added, key=natural_key)}
+    return {**split, side: sorted(split[side] + added, key=natural_key)}
 
 
 def save_split(split: dict[str, list[str]], path: str | os.PathLike, overwrite: bool = False) -> None:

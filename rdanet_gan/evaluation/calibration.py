@@ -3,7 +3,10 @@
 Flip test-time augmentation, a tuned threshold and post-processing each help
 some networks and hurt others (see ``benchmarks/results/ablation.md``), so
 they are chosen per model: :func:`choose_inference` scores five settings on
-the validation split and :func:`write_inference` records the best one as
+the validation scans with a lesion (pooled Dice), then the presence level on
+all validation scans (per-image Dice: this is where lesion-free validation
+scans, ``rdanet-gan split --validation-normal N``, teach it to say "no
+lesion"). :func:`write_inference` records the result as
 ``NAME.inference.json`` beside ``NAME.keras``. ``rdanet-gan train`` writes one
 for ``best.keras`` and ``final.keras``; ``segment`` and ``evaluate`` apply it
 unless told otherwise. The test split is never read here.
@@ -11,6 +14,7 @@ unless told otherwise. The test split is never read here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -23,7 +27,7 @@ from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation.evaluate import score_probability_maps
 from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities
 from rdanet_gan.fileio import write_json
-from rdanet_gan.postprocess import choose_threshold, predict_with_flips
+from rdanet_gan.postprocess import InferenceSettings, choose_presence, choose_threshold, predict_with_flips
 
 SETTINGS = {
     "plain": {"flip_tta": False, "tune_threshold": False, "postprocess": False},
@@ -35,49 +39,56 @@ SETTINGS = {
 """The candidate settings: plain (threshold 0.5), each refinement alone, and all three."""
 
 
-@dataclass(frozen=True)
-class InferenceSettings:
-    """How a probability map becomes a mask: threshold, flip TTA, post-processing."""
-
-    threshold: float = 0.5
-    flip_tta: bool = False
-    postprocess: bool = False
-
-    def describe(self) -> str:
-        refinements = [name for name, on in (("flip TTA", self.flip_tta), ("post-processing", self.postprocess)) if on]
-        return ", ".join([f"threshold {self.threshold:.2f}", *refinements])
-
-
 @dataclass
 class Calibration:
-    """The validation scores of every candidate setting and the best of them."""
+    """The validation scores of every candidate setting and the best of them.
+
+    ``evaluations`` score the :data:`SETTINGS` on the validation scans with a
+    lesion; ``presence_dice`` maps each presence level tried to the mean
+    per-image Dice over all ``validation_scans``, ``lesion_free_scans`` of
+    them without a lesion.
+    """
 
     chosen: str
     settings: InferenceSettings
     evaluations: dict[str, Evaluation]
+    presence_dice: dict[float, float]
+    validation_scans: int
+    lesion_free_scans: int
 
     def validation_dice(self) -> dict[str, float]:
         return {name: evaluation.pooled["dice"] for name, evaluation in self.evaluations.items()}
 
 
 def choose_inference(model: keras.Model, validation: ArraySet, batch_size: int = 32) -> Calibration:
-    """Score the :data:`SETTINGS` on ``validation`` (pooled Dice); the best one wins, ties to the simpler."""
+    """Score the :data:`SETTINGS` on the ``validation`` scans with a lesion (pooled Dice; the best wins, ties
+    to the simpler), then choose the presence level on all of them (:func:`~rdanet_gan.postprocess.choose_presence`)."""
     truths = [mask[..., 0] > 0.5 for mask in validation.masks]
-    ids = [record.case_id for record in validation.records] or None
+    with_lesion = [index for index, truth in enumerate(truths) if truth.any()]
+    if not with_lesion:
+        raise ValueError("choosing inference settings needs validation scans with a lesion")
+    ids = [record.case_id for record in validation.records] or [str(index) for index in range(len(truths))]
     maps = {  # by flip TTA: each setting only thresholds and cleans one of these
         False: list(predict_probabilities(model, validation.images, batch_size=batch_size)[..., 0]),
         True: list(predict_with_flips(model, validation.images, batch_size=batch_size)[..., 0]),
     }
     evaluations, candidates = {}, {}
     for name, setting in SETTINGS.items():
-        probabilities = maps[setting["flip_tta"]]
-        threshold = choose_threshold(probabilities, truths) if setting["tune_threshold"] else 0.5
+        probabilities = [maps[setting["flip_tta"]][index] for index in with_lesion]
+        lesions = [truths[index] for index in with_lesion]
+        threshold = choose_threshold(probabilities, lesions) if setting["tune_threshold"] else 0.5
         candidates[name] = InferenceSettings(float(threshold), setting["flip_tta"], setting["postprocess"])
         evaluations[name] = score_probability_maps(
-            probabilities, truths, ids=ids, threshold=candidates[name].threshold, postprocess=setting["postprocess"]
+            probabilities,
+            lesions,
+            ids=[ids[index] for index in with_lesion],
+            threshold=candidates[name].threshold,
+            postprocess=setting["postprocess"],
         )
     chosen = max(SETTINGS, key=lambda name: evaluations[name].pooled["dice"])  # the first of equals: simpler
-    return Calibration(chosen, candidates[chosen], evaluations)
+    presence, presence_dice = choose_presence(maps[candidates[chosen].flip_tta], truths, candidates[chosen])
+    settings = dataclasses.replace(candidates[chosen], presence=presence)
+    return Calibration(chosen, settings, evaluations, presence_dice, len(truths), len(truths) - len(with_lesion))
 
 
 def inference_file(model_path: str | os.PathLike) -> Path:
@@ -93,8 +104,11 @@ def write_inference(model_path: str | os.PathLike, calibration: Calibration, ove
         {
             **asdict(calibration.settings),
             "chosen": calibration.chosen,
-            "chosen_on": "validation split, pooled Dice",
+            "chosen_on": "validation scans with a lesion, pooled Dice; presence on all validation scans, per-image Dice",
             "validation_dice": calibration.validation_dice(),
+            "validation_scans": calibration.validation_scans,
+            "validation_lesion_free_scans": calibration.lesion_free_scans,
+            "validation_dice_per_image_by_presence": {f"{level:g}": dice for level, dice in calibration.presence_dice.items()},
         },
         overwrite=overwrite,
     )
@@ -109,10 +123,23 @@ def read_inference(model_path: str | os.PathLike) -> InferenceSettings | None:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
         settings = InferenceSettings(
-            threshold=float(record["threshold"]), flip_tta=bool(record["flip_tta"]), postprocess=bool(record["postprocess"])
+            threshold=float(record["threshold"]),
+            flip_tta=bool(record["flip_tta"]),
+            postprocess=bool(record["postprocess"]),
+            presence=float(record.get("presence", 0.0)),  # files written before the presence level: none
         )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise DataError(path, f"not an inference-settings file ({type(error).__name__}: {error}); delete or rewrite it")
-    if not 0.0 < settings.threshold < 1.0:
-        raise DataError(path, f"threshold {settings.threshold} is not between 0 and 1")
+    problem = settings_problem(settings)
+    if problem:
+        raise DataError(path, f"{problem[0]} {getattr(settings, problem[0])} {problem[1]}")
     return settings
+
+
+def settings_problem(settings: InferenceSettings) -> tuple[str, str] | None:
+    """The field of ``settings`` out of its range and why (threshold in (0, 1), presence in [0, 1)), or None."""
+    if not 0.0 < settings.threshold < 1.0:
+        return "threshold", "must be between 0 and 1"
+    if not 0.0 <= settings.presence < 1.0:
+        return "presence", "must be at least 0 and below 1"
+    return None

@@ -8,7 +8,7 @@ import numpy as np
 from rdanet_gan.data import ArraySet, read_mask
 from rdanet_gan.evaluation.metrics import binarize
 from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities, resize_to, score_predictions
-from rdanet_gan.postprocess import clean_mask, predict_with_flips
+from rdanet_gan.postprocess import InferenceSettings, clean_mask, predict_with_flips
 
 
 def evaluate_model(
@@ -19,6 +19,7 @@ def evaluate_model(
     threshold: float = 0.5,
     flip_tta: bool = False,
     postprocess: bool = False,
+    presence: float = 0.0,
 ) -> Evaluation:
     """Score ``model`` (inference mode) on ``data``.
 
@@ -27,7 +28,8 @@ def evaluate_model(
     map is resized back to its scan's original size and compared with the
     original mask: what a clinician would see. ``flip_tta`` averages the
     prediction with that of the mirrored scan; ``postprocess`` keeps the
-    largest lesion region and fills its holes.
+    largest lesion region and fills its holes; ``presence`` empties the mask
+    of a scan whose peak probability stays below it.
     """
     if flip_tta:
         probabilities = predict_with_flips(model, data.images, batch_size=batch_size)[..., 0]
@@ -42,7 +44,9 @@ def evaluate_model(
     else:
         truths = [mask[..., 0] > 0.5 for mask in data.masks]
         maps = list(probabilities)
-    return score_probability_maps(maps, truths, ids=ids, threshold=threshold, postprocess=postprocess)
+    return score_probability_maps(
+        maps, truths, ids=ids, threshold=threshold, postprocess=postprocess, presence=presence
+    )
 
 
 def score_probability_maps(
@@ -51,12 +55,13 @@ def score_probability_maps(
     ids: list[str] | None = None,
     threshold: float = 0.5,
     postprocess: bool = False,
+    presence: float = 0.0,
 ) -> Evaluation:
-    """Score lesion probability maps against their masks: lesion at ``threshold`` or above, cleaned with
-    ``postprocess``; one prediction serves several settings this way (see ``calibration``)."""
-    predictions = [binarize(p, threshold) for p in maps]
-    if postprocess:
-        predictions = [clean_mask(p) for p in predictions]
+    """Score lesion probability maps against their masks, each made a mask as
+    :meth:`~rdanet_gan.postprocess.InferenceSettings.mask` does; one prediction serves several
+    settings this way (see ``calibration``)."""
+    settings = InferenceSettings(threshold, postprocess=postprocess, presence=presence)
+    predictions = [settings.mask(p) for p in maps]
     return score_predictions(predictions, truths, ids=ids, probabilities=[np.asarray(p) for p in maps])
 
 
@@ -68,18 +73,19 @@ def lesion_free_false_positives(evaluation: Evaluation) -> dict[str, float | int
 
 
 def normal_scan_alarms(
-    model: keras.Model, scans: ArraySet, threshold: float = 0.5, flip_tta: bool = False, batch_size: int = 32
+    model: keras.Model, scans: ArraySet, settings: InferenceSettings | None = None, batch_size: int = 32
 ) -> dict[str, float | int]:
-    """On lesion-free scans: how many get a lesion predicted, as predicted and after post-processing."""
-    predict = predict_with_flips if flip_tta else predict_probabilities
-    masks = [binarize(p, threshold) for p in predict(model, scans.images, batch_size=batch_size)[..., 0]]
-    flagged = sum(bool(mask.any()) for mask in masks)
-    flagged_postprocessed = sum(bool(clean_mask(mask).any()) for mask in masks)
-    count = max(len(masks), 1)
-    return {
-        "scans": len(masks),
-        "flagged": flagged,
-        "fraction": flagged / count,
-        "flagged_postprocessed": flagged_postprocessed,
-        "fraction_postprocessed": flagged_postprocessed / count,
+    """On lesion-free scans: how many get a lesion predicted at the settings' threshold (and flip TTA), as
+    predicted, after post-processing, and under the whole ``settings`` (default: threshold 0.5 alone)."""
+    settings = settings or InferenceSettings()
+    predict = predict_with_flips if settings.flip_tta else predict_probabilities
+    maps = list(predict(model, scans.images, batch_size=batch_size)[..., 0])
+    masks = [binarize(p, settings.threshold) for p in maps]
+    counts = {
+        "flagged": sum(bool(mask.any()) for mask in masks),
+        "flagged_postprocessed": sum(bool(clean_mask(mask).any()) for mask in masks),
+        "flagged_with_settings": sum(bool(settings.mask(p).any()) for p in maps),
     }
+    count = max(len(masks), 1)
+    fractions = {name.replace("flagged", "fraction"): flagged / count for name, flagged in counts.items()}
+    return {"scans": len(masks), **counts, **fractions}
