@@ -35,7 +35,7 @@ def test_tiny_ablation_scores_validation_settings_reads_test_once_and_resumes(ab
     assert set(paper["validation"]) == set(SETTINGS)
     chosen = paper["inference"]
     assert paper["validation"][chosen]["dice"] == max(v["dice"] for v in paper["validation"].values())
-    assert set(paper["test"]) == {"dice", "dice_per_image", "precision", "sensitivity", "hd95"}  # one setting only
+    assert set(paper["test"]) == {"dice", "dice_per_image", "precision", "sensitivity", "hd95", "scans"}  # one setting only
     assert json.loads((out / "paper" / "config.json").read_text())["settings"]["augmentation"] == "paper"
     assert "rdanet-gan train --model rdau-net" in paper["command"] and "--recipe paper" in paper["command"]
 
