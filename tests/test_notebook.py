@@ -101,6 +101,9 @@ def test_notebook_runs_quick_on_busi(busi_dir, tmp_path, monkeypatch):
     leakage = re.search(r"pairs across two sides: (\d+) with make_split, (\d+) with a random split", text)
     assert leakage is not None
     assert int(leakage[1]) == 0 < int(leakage[2])
+    # The presence level is chosen on 50 validation scans plus 15 lesion-free ones; the other 15 count alarms.
+    assert any(table.startswith("| presence level | validation Dice per image (65 scans, 15 lesion-free)") for table in markdown_outputs(notebook))
+    assert "the other 15 lesion-free scans: a lesion is predicted on" in text
     check_common_outputs(notebook, test_scans=57)
 
 
