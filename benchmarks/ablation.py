@@ -168,7 +168,7 @@ def assess(run_dir: Path, data, lesion_free: LesionFree | None, validate_lesion_
         "validation": {name: summarise(evaluation) for name, evaluation in calibration.evaluations.items()},
         "validation_presence": {
             "lesion_free_scans": calibration.lesion_free_scans,
-            "dice_per_image": {f"{level:g}": dice for level, dice in calibration.presence_dice.items()},
+            "dice_per_image": {f"{level:g}": score.dice_per_image for level, score in calibration.presence.items()},
         },
         "test": summarise(evaluate_model(model, data.test, batch_size=batch_size, **asdict(settings))),
         "training": json.loads((run_dir / "summary.json").read_text()),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -100,14 +101,25 @@ PRESENCE_LEVELS = (0.0, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
 """The presence levels :func:`choose_presence` tries; 0 is none."""
 
 
+class PresenceScore(NamedTuple):
+    """How one presence level does on a set of scans."""
+
+    dice_per_image: float
+    """Mean per-image Dice over all scans: what :func:`choose_presence` maximises."""
+    lesion_dice_per_image: float
+    """Mean per-image Dice over the scans with a lesion (NaN when there are none)."""
+    lesion_free_flagged: float
+    """Fraction of the lesion-free scans with a lesion predicted (NaN when there are none)."""
+
+
 def choose_presence(
     probabilities: Sequence[np.ndarray],
     truths: Sequence[np.ndarray],
     settings: InferenceSettings,
     levels: Sequence[float] = PRESENCE_LEVELS,
-) -> tuple[float, dict[float, float]]:
-    """The presence level with the best mean per-image Dice on the given (validation) scans, and every
-    level's score.
+) -> tuple[float, dict[float, PresenceScore]]:
+    """The presence level with the best mean per-image Dice on the given (validation) scans, and how
+    every level tried does.
 
     Per-image Dice counts a lesion-free scan as 1 when nothing is predicted on
     it and 0 otherwise (the empty-mask policy of :mod:`rdanet_gan.evaluation.metrics`),
@@ -117,9 +129,15 @@ def choose_presence(
     """
     masks = [settings.mask(p) for p in probabilities]
     peaks = [float(np.max(p)) for p in probabilities]
-    empty = [np.zeros_like(mask) for mask in masks]
+    has_lesion = np.array([bool(truth.any()) for truth in truths])
     scores = {}
     for level in (level for level in levels if level == 0.0 or level > settings.threshold):
-        kept = [mask if peak >= level else none for mask, peak, none in zip(masks, peaks, empty)]
-        scores[float(level)] = float(np.mean([confusion(m, t).dice() for m, t in zip(kept, truths)]))
-    return max(scores, key=scores.get), scores
+        kept = [mask if peak >= level else np.zeros_like(mask) for mask, peak in zip(masks, peaks)]
+        dice = np.array([confusion(mask, truth).dice() for mask, truth in zip(kept, truths)])
+        flagged = np.array([mask.any() for mask in kept])
+        scores[float(level)] = PresenceScore(
+            float(dice.mean()),
+            float(dice[has_lesion].mean()) if has_lesion.any() else float("nan"),
+            float(flagged[~has_lesion].mean()) if (~has_lesion).any() else float("nan"),
+        )
+    return max(scores, key=lambda level: scores[level].dice_per_image), scores

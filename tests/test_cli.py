@@ -123,9 +123,11 @@ def test_train_records_inference_settings_chosen_on_validation(trained_run):
         candidate = SETTINGS[record["chosen"]]
         assert (record["flip_tta"], record["postprocess"]) == (candidate["flip_tta"], candidate["postprocess"])
         assert candidate["tune_threshold"] or record["threshold"] == 0.5
-        by_presence = record["validation_dice_per_image_by_presence"]
+        by_presence = {level: score["dice_per_image"] for level, score in record["validation_by_presence"].items()}
         assert by_presence[f"{record['presence']:g}"] == max(by_presence.values()) and "0" in by_presence
+        assert all(score["lesion_free_flagged"] is None for score in record["validation_by_presence"].values())
         assert record["validation_lesion_free_scans"] == 0 and record["validation_scans"] > 0  # phantoms: all lesions
+    assert not list(trained_run.glob("*.presence.png"))  # no lesion-free validation scans: nothing traded
 
 
 def test_segment_applies_the_recorded_settings_unless_options_override(trained_run, phantom_folder, tmp_path, capsys):
@@ -296,6 +298,18 @@ def test_split_can_train_on_lesion_free_scans_and_evaluate_counts_the_others(tra
     assert [sum(c.startswith("normal/") for c in listed[side]) for side in ("train", "validation", "test")] == [1, 1, 0]
     assert run(argv[:-1] + [str(both), "--normal", "--out", str(tmp_path / "eval2")], capsys)[0] == 0
     assert json.loads((tmp_path / "eval2" / "normal_scans.json").read_text())["scans"] == 1  # neither trained nor validated on
+
+
+def test_train_chooses_a_presence_level_on_lesion_free_validation_scans(busi_like_folder, tmp_path, capsys):
+    split, run_dir = tmp_path / "split.json", tmp_path / "run"
+    held_out = ["--test", "2", "--validation", "2", "--validation-normal", "2"]
+    assert run(["split", "--data", str(busi_like_folder), "--out", str(split), *held_out], capsys)[0] == 0
+    argv = ["train", "--model", "unet", "--data", str(busi_like_folder), "--split", str(split), *TINY, "--out", str(run_dir)]
+    assert run(argv, capsys)[0] == 0
+    record = json.loads((run_dir / "best.inference.json").read_text())
+    assert (record["validation_scans"], record["validation_lesion_free_scans"]) == (4, 2)
+    assert all(score["lesion_free_flagged"] in (0.0, 0.5, 1.0) for score in record["validation_by_presence"].values())
+    assert (run_dir / "best.presence.png").is_file() and (run_dir / "final.presence.png").is_file()
 
 
 def test_split_train_normal_without_lesion_free_scans_names_the_folder(phantom_folder, tmp_path, capsys):

@@ -89,3 +89,11 @@ def test_comparison_grid(tmp_path):
     _assert_png(tmp_path / "grid.png")
     with pytest.raises(ValueError, match="same non-zero number"):
         figures.plot_comparison_grid([scan], [truth], {"U-Net": [pred, pred]}, tmp_path / "bad.png")
+
+
+def test_presence_tradeoff(tmp_path):
+    from rdanet_gan.postprocess import PresenceScore
+
+    scores = {0.0: PresenceScore(0.45, 0.6, 0.9), 0.9: PresenceScore(0.52, 0.55, 0.4), 0.99: PresenceScore(0.5, 0.4, 0.1)}
+    figures.plot_presence_tradeoff(scores, 0.9, tmp_path / "presence.png")
+    _assert_png(tmp_path / "presence.png")

@@ -100,10 +100,31 @@ def test_presence_level_trades_lesions_missed_against_false_alarms_on_per_image_
     # dropping the scans under 0.8 loses one lesion and clears three lesion-free scans.
     scans = [_scan(0.99), _scan(0.97), _scan(0.7), *[_scan(0.75, lesion=False)] * 3]
     level, scores = choose_presence([p for p, _ in scans], [t for _, t in scans], InferenceSettings())
-    assert level == 0.8 and scores[0.0] == 3 / 6 and scores[0.8] == 5 / 6
+    assert level == 0.8 and scores[0.0].dice_per_image == 3 / 6 and scores[0.8].dice_per_image == 5 / 6
+    assert scores[0.0][1:] == (1.0, 1.0) and scores[0.8][1:] == (2 / 3, 0.0)  # lesion Dice, lesion-free flagged
     assert min(scores) == 0.0 and all(level > 0.5 for level in scores if level)  # none, or above the threshold
     # Without lesion-free scans no level helps, and the tie goes to none.
     lesions = scans[:3]
     assert choose_presence([p for p, _ in lesions], [t for _, t in lesions], InferenceSettings())[0] == 0.0
     # Levels at or under the threshold change nothing and are not tried.
     assert all(level == 0.0 or level > 0.7 for level in choose_presence([scans[0][0]], [scans[0][1]], InferenceSettings(0.7))[1])
+
+
+def test_choose_inference_scores_settings_on_lesion_scans_and_presence_on_all():
+    from rdanet_gan.data import ArraySet, make_phantoms
+    from rdanet_gan.evaluation.calibration import SETTINGS, choose_inference
+
+    images, masks = make_phantoms(6, image_size=16, seed=3)
+    lesions = ArraySet(images, masks, [], [])
+    lesion_free = ArraySet(images[:2], np.zeros_like(masks[:2]), [], [])
+    inputs = keras.Input((16, 16, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs))
+    alone, both = choose_inference(model, lesions), choose_inference(model, lesions + lesion_free)
+    assert (alone.validation_scans, alone.lesion_free_scans, both.validation_scans, both.lesion_free_scans) == (6, 0, 8, 2)
+    for name in SETTINGS:  # the refinements see the scans with a lesion only: the same either way
+        assert len(both.evaluations[name].per_image) == 6
+        assert both.evaluations[name].pooled == alone.evaluations[name].pooled
+    assert both.chosen == alone.chosen and alone.settings.presence == 0.0
+    assert all(np.isnan(score.lesion_free_flagged) for score in alone.presence.values())
+    best = max(score.dice_per_image for score in both.presence.values())
+    assert both.presence[both.settings.presence].dice_per_image == best

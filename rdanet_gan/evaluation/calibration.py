@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +28,13 @@ from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation.evaluate import score_probability_maps
 from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities
 from rdanet_gan.fileio import write_json
-from rdanet_gan.postprocess import InferenceSettings, choose_presence, choose_threshold, predict_with_flips
+from rdanet_gan.postprocess import (
+    InferenceSettings,
+    PresenceScore,
+    choose_presence,
+    choose_threshold,
+    predict_with_flips,
+)
 
 SETTINGS = {
     "plain": {"flip_tta": False, "tune_threshold": False, "postprocess": False},
@@ -44,15 +51,14 @@ class Calibration:
     """The validation scores of every candidate setting and the best of them.
 
     ``evaluations`` score the :data:`SETTINGS` on the validation scans with a
-    lesion; ``presence_dice`` maps each presence level tried to the mean
-    per-image Dice over all ``validation_scans``, ``lesion_free_scans`` of
-    them without a lesion.
+    lesion; ``presence`` maps each presence level tried to how it does on
+    all ``validation_scans``, ``lesion_free_scans`` of them without a lesion.
     """
 
     chosen: str
     settings: InferenceSettings
     evaluations: dict[str, Evaluation]
-    presence_dice: dict[float, float]
+    presence: dict[float, PresenceScore]
     validation_scans: int
     lesion_free_scans: int
 
@@ -86,9 +92,9 @@ def choose_inference(model: keras.Model, validation: ArraySet, batch_size: int =
             postprocess=setting["postprocess"],
         )
     chosen = max(SETTINGS, key=lambda name: evaluations[name].pooled["dice"])  # the first of equals: simpler
-    presence, presence_dice = choose_presence(maps[candidates[chosen].flip_tta], truths, candidates[chosen])
-    settings = dataclasses.replace(candidates[chosen], presence=presence)
-    return Calibration(chosen, settings, evaluations, presence_dice, len(truths), len(truths) - len(with_lesion))
+    level, by_level = choose_presence(maps[candidates[chosen].flip_tta], truths, candidates[chosen])
+    settings = dataclasses.replace(candidates[chosen], presence=level)
+    return Calibration(chosen, settings, evaluations, by_level, len(truths), len(truths) - len(with_lesion))
 
 
 def inference_file(model_path: str | os.PathLike) -> Path:
@@ -108,7 +114,10 @@ def write_inference(model_path: str | os.PathLike, calibration: Calibration, ove
             "validation_dice": calibration.validation_dice(),
             "validation_scans": calibration.validation_scans,
             "validation_lesion_free_scans": calibration.lesion_free_scans,
-            "validation_dice_per_image_by_presence": {f"{level:g}": dice for level, dice in calibration.presence_dice.items()},
+            "validation_by_presence": {
+                f"{level:g}": {name: None if math.isnan(value) else value for name, value in score._asdict().items()}
+                for level, score in calibration.presence.items()
+            },
         },
         overwrite=overwrite,
     )

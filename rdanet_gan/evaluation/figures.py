@@ -1,4 +1,5 @@
-"""Figures of a run, written to PNG files: training curves, overlays, Dice spread, Fig. 4 grid.
+"""Figures of a run, written to PNG files: training curves, overlays, Dice spread, Fig. 4 grid,
+the presence level's trade.
 
 Figures are built as ``matplotlib.figure.Figure`` objects, not through
 ``pyplot``: they need no display and no global backend switch (a notebook's
@@ -21,6 +22,7 @@ from skimage import measure
 
 from rdanet_gan.errors import DataError
 from rdanet_gan.fileio import atomic_path
+from rdanet_gan.postprocess import PresenceScore
 
 TRUTH_COLOUR = "lime"
 PREDICTION_COLOUR = "magenta"
@@ -99,6 +101,32 @@ def plot_dice_distribution(per_model: Mapping[str, Sequence[float]], out_png: st
         axes.scatter(position + offsets, values, s=10, alpha=0.6, zorder=3)
     axes.set(ylabel="Dice per image", ylim=(-0.02, 1.02))
     axes.grid(axis="y", alpha=0.3)
+    _save(figure, out_png)
+
+
+def plot_presence_tradeoff(
+    scores: Mapping[float, PresenceScore], chosen: float, out_png: str | os.PathLike, scans: str = "validation"
+) -> None:
+    """What each presence level trades: lesion-free scans flagged (x) against per-image Dice on the scans
+    with a lesion (y), one labelled point per level, the chosen one ringed."""
+    levels = sorted(scores)
+    flagged = [100 * scores[level].lesion_free_flagged for level in levels]
+    dice = [scores[level].lesion_dice_per_image for level in levels]
+
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    axes = figure.subplots()
+    axes.plot(flagged, dice, "-o", color="C0")
+    for level, x, y in zip(levels, flagged, dice):
+        axes.annotate(f"{level:g}" if level else "none", (x, y), textcoords="offset points", xytext=(5, 5), fontsize="small")
+    axes.scatter([100 * scores[chosen].lesion_free_flagged], [scores[chosen].lesion_dice_per_image], s=160,
+                 facecolors="none", edgecolors="C3", linewidths=2, zorder=3, label=f"chosen: {chosen:g}" if chosen else "chosen: none")
+    axes.set(
+        xlabel=f"lesion-free {scans} scans with a lesion predicted (%)",
+        ylabel=f"Dice per image, {scans} scans with a lesion",
+        title="Presence level: false alarms against missed lesions",
+    )
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
     _save(figure, out_png)
 
 

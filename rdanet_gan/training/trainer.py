@@ -30,7 +30,7 @@ import tensorflow as tf
 from rdanet_gan.data import Augmentation, DataSplits, make_dataset, prepare_data, save_split
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.evaluation.calibration import choose_inference, write_inference
-from rdanet_gan.evaluation.figures import plot_training_curves
+from rdanet_gan.evaluation.figures import plot_presence_tradeoff, plot_training_curves
 from rdanet_gan.evaluation.keras_metrics import segmentation_metrics
 from rdanet_gan.evaluation.metrics import dice
 from rdanet_gan.fileio import atomic_path, write_json
@@ -342,6 +342,9 @@ def train(
         },
     )
     for checkpoint in (run_dir / "best.keras", run_dir / "final.keras"):
-        write_inference(checkpoint, choose_inference(load_segmenter(checkpoint), data.validation, config.batch_size))
+        calibration = choose_inference(load_segmenter(checkpoint), data.validation, config.batch_size)
+        write_inference(checkpoint, calibration)
+        if calibration.lesion_free_scans:  # the presence level had something to trade
+            plot_presence_tradeoff(calibration.presence, calibration.settings.presence, checkpoint.with_suffix(".presence.png"))
     plot_training_curves(run_dir / "log.csv", run_dir / "curves.png")
     return TrainResult(run_dir, [history[e] for e in sorted(history)], run_dir / "final.keras", run_dir / "best.keras")
