@@ -116,8 +116,11 @@ def plot_presence_tradeoff(
     figure = Figure(figsize=(6, 4.5), layout="constrained")
     axes = figure.subplots()
     axes.plot(flagged, dice, "-o", color="C0")
+    labels: dict[tuple[float, float], list[str]] = {}  # levels that land on one point share its label
     for level, x, y in zip(levels, flagged, dice):
-        axes.annotate(f"{level:g}" if level else "none", (x, y), textcoords="offset points", xytext=(5, 5), fontsize="small")
+        labels.setdefault((x, y), []).append(f"{level:g}" if level else "none")
+    for (x, y), names in labels.items():
+        axes.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(5, 5), fontsize="small")
     axes.scatter([100 * scores[chosen].lesion_free_flagged], [scores[chosen].lesion_dice_per_image], s=160,
                  facecolors="none", edgecolors="C3", linewidths=2, zorder=3, label=f"chosen: {chosen:g}" if chosen else "chosen: none")
     axes.set(
@@ -125,6 +128,7 @@ def plot_presence_tradeoff(
         ylabel=f"Dice per image, {scans} scans with a lesion",
         title="Presence level: false alarms against missed lesions",
     )
+    axes.margins(0.12)  # room for the labels
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
     _save(figure, out_png)
