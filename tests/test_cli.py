@@ -311,6 +311,12 @@ def test_train_chooses_a_presence_level_on_lesion_free_validation_scans(busi_lik
     assert all(score["lesion_free_flagged"] in (0.0, 0.5, 1.0) for score in record["validation_by_presence"].values())
     assert (run_dir / "best.presence.png").is_file() and (run_dir / "final.presence.png").is_file()
 
+    only_lesion_free = tmp_path / "only-lesion-free.json"
+    held_out = ["--test", "2", "--validation", "0", "--validation-normal", "2"]
+    assert run(["split", "--data", str(busi_like_folder), "--out", str(only_lesion_free), *held_out], capsys)[0] == 0
+    code, _, err = run([*argv[:6], str(only_lesion_free), *TINY, "--out", str(tmp_path / "run2")], capsys)
+    assert code == 2 and "the validation list holds no scan with a lesion" in err and len(err.strip().splitlines()) == 1
+
 
 def test_split_train_normal_without_lesion_free_scans_names_the_folder(phantom_folder, tmp_path, capsys):
     argv = ["split", "--data", str(phantom_folder), "--out", str(tmp_path / "s.json"), "--test", "4", "--validation", "4"]

@@ -9,7 +9,10 @@ A run directory holds::
     best.keras       the segmenter at its best validation Dice (generator only for the GAN)
     final.keras      the segmenter after the last epoch, stored in float32
     best.inference.json, final.inference.json
-                     each one's threshold, flip TTA and post-processing, chosen on the validation split
+                     each one's threshold, flip TTA, post-processing and presence level, chosen on the
+                     validation split
+    best.presence.png, final.presence.png
+                     what each presence level trades (only when validation lists lesion-free scans)
     gan.keras        (GAN only) the whole GAN with its optimizers, to continue training
     summary.json     training time and the inference- vs training-mode check
     curves.png       the training curves
@@ -28,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from rdanet_gan.data import Augmentation, DataSplits, make_dataset, prepare_data, save_split
-from rdanet_gan.errors import RdanetError
+from rdanet_gan.errors import DataError, RdanetError
 from rdanet_gan.evaluation.calibration import choose_inference, write_inference
 from rdanet_gan.evaluation.figures import plot_presence_tradeoff, plot_training_curves
 from rdanet_gan.evaluation.keras_metrics import segmentation_metrics
@@ -281,6 +284,8 @@ def train(
     if data is None:
         split = str(split_path) if split_path.exists() else config.split
         data = prepare_data(config.data, split, image_size=config.image_size, seed=config.seed, verbose=bool(verbose))
+    if not data.validation.masks.any(axis=(1, 2, 3)).any():
+        raise DataError(config.split or config.data, "the validation list holds no scan with a lesion: nothing to validate on")
     if not split_path.exists():
         save_split(data.split, split_path)
 
