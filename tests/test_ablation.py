@@ -29,33 +29,38 @@ def test_tiny_ablation_scores_validation_settings_reads_test_once_and_resumes(ab
     write_normal_scans(tmp_path / "busi", count=6)
     out = tmp_path / "ablation"
     argv = [*TINY, "--data", str(tmp_path / "busi"), "--out", str(out), "--train-normal", "2"]
-    assert ablation.main([*argv, "--variants", "paper,train-normal"]) == 0
+    assert ablation.main([*argv, "--variants", "paper"]) == 0
     results = json.loads((out / "ablation.json").read_text())["variants"]
     paper = results["paper"]
     assert set(paper["validation"]) == set(SETTINGS)
     chosen = paper["inference"]
     assert paper["validation"][chosen]["dice"] == max(v["dice"] for v in paper["validation"].values())
-    assert set(paper["test"]) == {"dice", "dice_per_image", "precision", "sensitivity", "hd95", "scans"}  # one setting only
+    assert set(paper["test"]) == {"dice", "dice_per_image", "precision", "sensitivity", "hd95", "scans"}  # one setting
     assert json.loads((out / "paper" / "config.json").read_text())["settings"]["augmentation"] == "paper"
     assert "rdanet-gan train --model rdau-net" in paper["command"] and "--recipe paper" in paper["command"]
 
-    # train-normal trains on the split plus 2 lesion-free scans; every variant's alarms count the 4 others.
+    # The train-normal split adds 2 lesion-free scans to train; the other variants validate on those 2
+    # (their presence level), and every variant's alarms count the 4 others.
     split = json.loads((out / "split.json").read_text())
     with_normal = json.loads((out / ablation.TRAIN_NORMAL_SPLIT).read_text())
     added = sorted(set(with_normal["train"]) - set(split["train"]))
     assert len(added) == 2 and all(case_id.startswith("normal/") for case_id in added)
     assert {key: with_normal[key] for key in ("validation", "test")} == {key: split[key] for key in ("validation", "test")}
-    assert json.loads((out / "train-normal" / "split.json").read_text()) == with_normal  # what it trained on
     assert json.loads((out / "paper" / "split.json").read_text()) == split
-    assert [results[name]["normal_scans"]["scans"] for name in ("paper", "train-normal")] == [4, 4]
-    # paper chose its presence level on the validation scans plus the 2 that train-normal trains on.
-    assert [results[name]["validation_presence"]["lesion_free_scans"] for name in ("paper", "train-normal")] == [2, 0]
+    assert paper["validation_presence"]["lesion_free_scans"] == 2 and paper["normal_scans"]["scans"] == 4
     by_level = paper["validation_presence"]["dice_per_image"]
     assert by_level[f"{paper['presence']:g}"] == max(by_level.values()) and "0" in by_level
     alarms = paper["normal_scans"]
     assert alarms["flagged_with_settings"] <= alarms["flagged"] <= 4
     table = (out / "ablation.md").read_text()
-    assert "| paper |" in table and "| train-normal |" in table and "held-out lesion-free scans flagged" in table
+    assert "| paper |" in table and "held-out lesion-free scans flagged" in table
+    # A network trained on the lesion-free validation scans (train-normal) does not choose its presence level on them.
+    args = ablation.parse_args(argv)
+    data = ablation.prepare_data(args.data, str(out / "split.json"), image_size=32)
+    lesion_free = ablation.lesion_free_scans(args, data.split, out)
+    assert sorted(record.case_id for record in lesion_free.validation.records) == added
+    without = ablation.assess(out / "paper", data, lesion_free, False, 8)
+    assert without["validation_presence"]["lesion_free_scans"] == 0 and without["presence"] == 0.0
 
     log = (out / "paper" / "log.csv").read_text()
     assert ablation.main([*argv, "--variants", "paper"]) == 0  # resumes: nothing retrained

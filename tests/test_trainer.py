@@ -12,7 +12,7 @@ from rdanet_gan.data import prepare_data
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.training import TrainConfig, TrainingDivergedError, train
-from rdanet_gan.training.trainer import build_segmenter, learning_rate
+from rdanet_gan.training.trainer import build_segmenter, learning_rate, same_weights
 
 SIZE = 32
 
@@ -161,3 +161,13 @@ def test_a_run_from_before_augmentation_presets_resumes_with_its_augmentation(tm
     assert TrainConfig.from_json(tmp_path / "config.json").augmentation == "standard"
     (tmp_path / "config.json").write_text(json.dumps({"settings": {**settings, "augment": False}}))
     assert TrainConfig.from_json(tmp_path / "config.json").augmentation == "none"
+
+
+def test_same_weights_tells_a_copy_from_a_changed_network():
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs))
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    assert same_weights(model, copy)
+    copy.set_weights([w + 1e-7 for w in model.get_weights()])
+    assert not same_weights(model, copy)

@@ -346,10 +346,25 @@ def train(
             **mode_agreement(final, data.validation.images, data.validation.masks, config.batch_size),
         },
     )
-    for checkpoint in (run_dir / "best.keras", run_dir / "final.keras"):
-        calibration = choose_inference(load_segmenter(checkpoint), data.validation, config.batch_size)
+    best_segmenter, final_segmenter = load_segmenter(run_dir / "best.keras"), load_segmenter(run_dir / "final.keras")
+    best_calibration = choose_inference(best_segmenter, data.validation, config.batch_size)
+    calibrations = {
+        run_dir / "best.keras": best_calibration,
+        run_dir / "final.keras": best_calibration  # the last epoch was the best: the same network
+        if same_weights(best_segmenter, final_segmenter)
+        else choose_inference(final_segmenter, data.validation, config.batch_size),
+    }
+    for checkpoint, calibration in calibrations.items():
         write_inference(checkpoint, calibration)
         if calibration.lesion_free_scans:  # the presence level had something to trade
             plot_presence_tradeoff(calibration.presence, calibration.settings.presence, checkpoint.with_suffix(".presence.png"))
     plot_training_curves(run_dir / "log.csv", run_dir / "curves.png")
     return TrainResult(run_dir, [history[e] for e in sorted(history)], run_dir / "final.keras", run_dir / "best.keras")
+
+
+def same_weights(a: keras.Model, b: keras.Model) -> bool:
+    """Whether two networks of one architecture hold the same weights, bit for bit."""
+    weights_a, weights_b = a.get_weights(), b.get_weights()
+    return len(weights_a) == len(weights_b) and all(
+        x.shape == y.shape and x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(weights_a, weights_b)
+    )
