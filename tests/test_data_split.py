@@ -220,11 +220,16 @@ def test_missing_split_file(tmp_path):
         load_split(tmp_path / "absent.json")
 
 
-def test_lesion_free_training_scans_join_train_and_the_rest_count_false_alarms(tmp_path):
+def _lesion_free_folder(tmp_path):
+    """A BUSI-layout folder with 22 lesion scans and 7 lesion-free ones: those records and a split."""
     write_busi_phantoms(tmp_path, benign=14, malignant=8, size=48)
     write_normal_scans(tmp_path, count=7)
     lesion_free = [record for record in find_records(tmp_path, include_normal=True) if record.label == "normal"]
-    split = prepare_data(tmp_path, image_size=32).split
+    return lesion_free, prepare_data(tmp_path, image_size=32).split
+
+
+def test_lesion_free_training_scans_join_train_and_the_rest_count_false_alarms(tmp_path):
+    lesion_free, split = _lesion_free_folder(tmp_path)
     with_normal = add_lesion_free(split, lesion_free, count=3, seed=1)
     added = [case_id for case_id in with_normal["train"] if case_id.startswith("normal/")]
     assert len(added) == 3 and set(with_normal["train"]) == set(split["train"]) | set(added)
@@ -252,10 +257,7 @@ def test_lesion_free_training_scans_join_train_and_the_rest_count_false_alarms(t
 
 
 def test_lesion_free_validation_scans_are_others_than_the_training_ones(tmp_path):
-    write_busi_phantoms(tmp_path, benign=14, malignant=8, size=48)
-    write_normal_scans(tmp_path, count=7)
-    lesion_free = [record for record in find_records(tmp_path, include_normal=True) if record.label == "normal"]
-    split = prepare_data(tmp_path, image_size=32).split
+    lesion_free, split = _lesion_free_folder(tmp_path)
     with_train = add_lesion_free(split, lesion_free, count=3, seed=1)
     both = add_lesion_free(with_train, lesion_free, count=2, side="validation", seed=1)
     trained = {case_id for case_id in both["train"] if case_id.startswith("normal/")}
