@@ -74,6 +74,7 @@ VARIANTS = {
     "cosine": ["--lr-schedule", "cosine", "--warmup-epochs", "2"],
     "plateau": ["--lr-schedule", "plateau"],
     "group-norm": ["--norm", "group"],
+    "bn-reestimate": ["--bn-reestimate"],  # BatchNorm statistics of the final weights, after training
     "train-normal": [],  # trains on a split that adds --train-normal lesion-free scans (BUSI normal/)
     # RDA-NET-GAN from the paper variant's best RDAU-Net (as the paper does), one per adversarial weight.
     **{

@@ -49,6 +49,11 @@ def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "d
     )
     parser.add_argument("--deep-supervision", action=argparse.BooleanOptionalAction, help="RDAU-Net / U-Net: side losses on the decoder levels (default: the recipe's)")
     parser.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNorm momentum (default: 0.9; Keras's 0.99 leaves stale statistics with few steps per epoch)")
+    parser.add_argument(
+        "--bn-reestimate",
+        action="store_true",
+        help="after training, set the BatchNorm statistics of best.keras and final.keras to those of their own weights on the training scans",
+    )
     parser.add_argument("--norm", choices=("batch", "group", "instance", "none"), help="normalisation of RDAU-Net / U-Net (default: the network's own)")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help="learning-rate schedule: constant 1e-4 (the paper's), cosine decay, or halving on a validation plateau (default: the recipe's)")
     parser.add_argument("--warmup-epochs", type=int, help="with --lr-schedule cosine: epochs of linear warm-up (default: the recipe's)")
@@ -241,6 +246,7 @@ def _config(args, model: str, **extra):
             precision=args.precision,
             jit=args.jit,
             bn_momentum=args.bn_momentum,
+            bn_reestimate=args.bn_reestimate,
             norm=args.norm,
             **extra,
         )

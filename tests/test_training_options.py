@@ -1,4 +1,5 @@
-"""Training options beyond the paper: deep supervision and the plateau schedule, end to end on phantoms."""
+"""Training options beyond the paper: deep supervision, the plateau schedule and re-estimated BatchNorm
+statistics, end to end on phantoms."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import numpy as np
 import pytest
 
 from rdanet_gan.data import prepare_data
+from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.training import DeeplySupervised, TrainConfig, train
+from rdanet_gan.training.batchnorm import reestimate_batchnorm
 from rdanet_gan.training.trainer import build_segmenter
 
 SIZE = 32
@@ -48,3 +51,38 @@ def test_plateau_schedule_puts_the_learning_rate_under_a_callback(tmp_path, phan
     """ReduceLROnPlateau logs the rate it controls (a constant-rate run's log has no such column)."""
     plateau = train(tiny("unet", epochs=1, lr_schedule="plateau"), tmp_path / "plateau", data=phantoms, verbose=0)
     assert plateau.history[-1]["learning_rate"] == pytest.approx(1e-4)
+
+
+def _moving_statistics(model: keras.Model) -> list[np.ndarray]:
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    return [keras.ops.convert_to_numpy(v) for layer in norms for v in (layer.moving_mean, layer.moving_variance)]
+
+
+def test_reestimated_statistics_are_the_size_weighted_mean_of_batch_statistics_with_dropout_off():
+    inputs = keras.Input((4, 4, 2))
+    outputs = keras.layers.BatchNormalization(momentum=0.99)(keras.layers.Dropout(0.5)(inputs))
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(0).normal(3.0, 2.0, (10, 4, 4, 2)).astype("float32")
+    assert reestimate_batchnorm(model, images, batch_size=4) == 1  # batches of 4, 4 and 2 scans
+    batches = [images[:4], images[4:8], images[8:]]
+    mean = sum(len(b) * b.mean(axis=(0, 1, 2)) for b in batches) / 10
+    variance = sum(len(b) * b.var(axis=(0, 1, 2)) for b in batches) / 10
+    moving_mean, moving_variance = _moving_statistics(model)
+    np.testing.assert_allclose(moving_mean, mean, rtol=1e-5)
+    np.testing.assert_allclose(moving_variance, variance, rtol=1e-4)  # no dropout noise: the inputs' own spread
+    assert model.layers[2].momentum == 0.99 and model.layers[1].rate == 0.5  # both restored
+    plain = keras.Model(inputs, keras.layers.Conv2D(1, 1)(inputs))
+    assert reestimate_batchnorm(plain, images) == 0
+
+
+def test_training_with_reestimated_statistics_saves_them_in_both_checkpoints(tmp_path, phantoms):
+    result = train(tiny("unet", epochs=1, bn_reestimate=True), tmp_path / "run", data=phantoms, verbose=0)
+    summary = (result.run_dir / "summary.json").read_text()
+    assert '"bn_reestimated_layers"' in summary
+    for path in (result.final_model, result.best_model):
+        saved = load_segmenter(path)
+        again = keras.models.clone_model(saved)
+        again.set_weights(saved.get_weights())
+        reestimate_batchnorm(again, phantoms.train.images, batch_size=8)  # what train did: the same statistics
+        for a, b in zip(_moving_statistics(saved), _moving_statistics(again)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

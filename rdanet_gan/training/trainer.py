@@ -40,6 +40,7 @@ from rdanet_gan.fileio import atomic_path, write_json
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.models import build_model
+from rdanet_gan.training.batchnorm import reestimate_batchnorm
 from rdanet_gan.training.callbacks import BestModelCheckpoint, EpochSeed, MetricsLogger, StopOnNonFinite
 from rdanet_gan.training.deep_supervision import DeeplySupervised
 from rdanet_gan.training.gan import RDANetGAN
@@ -65,7 +66,10 @@ class TrainConfig:
     """Everything that defines a training run; saved as the run's ``config.json``.
 
     Defaults are the paper's (128x128, batch 32, Adam 1e-4, 50 epochs) except
-    ``bn_momentum`` (0.9, not Keras's 0.99: see ``rdanet_gan.models``).
+    ``bn_momentum`` (0.9, not Keras's 0.99: see ``rdanet_gan.models``);
+    ``bn_reestimate`` replaces the BatchNorm moving statistics of ``best`` and
+    ``final`` with those of their own weights on the training scans
+    (:func:`~rdanet_gan.training.batchnorm.reestimate_batchnorm`).
     ``norm`` overrides the network's normalisation ("batch", "group",
     "instance", "none"; None keeps the builder's); ``lr_schedule="cosine"``
     decays the learning rate to zero after ``warmup_epochs`` of linear warm-up,
@@ -87,6 +91,7 @@ class TrainConfig:
     precision: str = "auto"
     jit: str = "auto"
     bn_momentum: float = 0.9
+    bn_reestimate: bool = False
     norm: str | None = None
     lr_schedule: str = "constant"
     warmup_epochs: int = 0
@@ -329,6 +334,13 @@ def train(
     seconds = time.perf_counter() - started
 
     final = float32_copy(segmenter, config)
+    reestimated = {}
+    if config.bn_reestimate:
+        reestimated["bn_reestimated_layers"] = reestimate_batchnorm(final, data.train.images, config.batch_size)
+        best = load_segmenter(run_dir / "best.keras")
+        reestimate_batchnorm(best, data.train.images, config.batch_size)
+        with atomic_path(run_dir / "best.keras") as tmp:
+            best.save(tmp)
     with atomic_path(run_dir / "final.keras") as tmp:
         final.save(tmp)
     if isinstance(model, RDANetGAN):
@@ -344,6 +356,7 @@ def train(
             "seconds_total": round(sum(row.get("seconds", 0.0) for row in history.values()), 1),
             # ``final`` is saved already, so the training-mode pass may move its statistics.
             **mode_agreement(final, data.validation.images, data.validation.masks, config.batch_size),
+            **reestimated,
         },
     )
     best_segmenter, final_segmenter = load_segmenter(run_dir / "best.keras"), load_segmenter(run_dir / "final.keras")
