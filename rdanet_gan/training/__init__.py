@@ -1,5 +1,7 @@
-"""Training: the GAN of Algorithm 1, deep supervision, losses, callbacks, precision, and the ``train`` entry point."""
+"""Training: the GAN of Algorithm 1, deep supervision, losses, callbacks, precision, re-estimated BatchNorm
+statistics, and the ``train`` entry point."""
 
+from rdanet_gan.training.batchnorm import reestimate_batchnorm
 from rdanet_gan.training.callbacks import (
     BestModelCheckpoint,
     EpochSeed,
@@ -27,6 +29,7 @@ __all__ = [
     "TrainResult",
     "TrainingDivergedError",
     "gradient_penalty",
+    "reestimate_batchnorm",
     "resolve_jit",
     "resolve_precision",
     "set_precision",
