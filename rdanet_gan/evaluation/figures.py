@@ -104,9 +104,7 @@ def plot_dice_distribution(per_model: Mapping[str, Sequence[float]], out_png: st
     _save(figure, out_png)
 
 
-def plot_presence_tradeoff(
-    scores: Mapping[float, PresenceScore], chosen: float, out_png: str | os.PathLike, scans: str = "validation"
-) -> None:
+def plot_presence_tradeoff(scores: Mapping[float, PresenceScore], chosen: float, out_png: str | os.PathLike) -> None:
     """What each presence level trades: lesion-free scans flagged (x) against per-image Dice on the scans
     with a lesion (y), one labelled point per level, the chosen one ringed."""
     levels = sorted(scores)
@@ -121,11 +119,19 @@ def plot_presence_tradeoff(
         labels.setdefault((x, y), []).append(f"{level:g}" if level else "none")
     for (x, y), names in labels.items():
         axes.annotate(", ".join(names), (x, y), textcoords="offset points", xytext=(5, 5), fontsize="small")
-    axes.scatter([100 * scores[chosen].lesion_free_flagged], [scores[chosen].lesion_dice_per_image], s=160,
-                 facecolors="none", edgecolors="C3", linewidths=2, zorder=3, label=f"chosen: {chosen:g}" if chosen else "chosen: none")
+    axes.scatter(
+        [100 * scores[chosen].lesion_free_flagged],
+        [scores[chosen].lesion_dice_per_image],
+        s=160,
+        facecolors="none",
+        edgecolors="C3",
+        linewidths=2,
+        zorder=3,
+        label=f"chosen: {chosen:g}" if chosen else "chosen: none",
+    )
     axes.set(
-        xlabel=f"lesion-free {scans} scans with a lesion predicted (%)",
-        ylabel=f"Dice per image, {scans} scans with a lesion",
+        xlabel="lesion-free validation scans with a lesion predicted (%)",
+        ylabel="Dice per image, validation scans with a lesion",
         title="Presence level: false alarms against missed lesions",
     )
     axes.margins(0.12)  # room for the labels
