@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(train)
     train.add_argument("--out", help="run directory (default: runs/MODEL)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    train.add_argument(
+        "--max-false-alarms",
+        type=float,
+        metavar="F",
+        help="choose the presence level as the lowest that flags at most fraction F of the lesion-free validation scans "
+        "(needs a split from 'split --validation-normal N'; default: the level with the best per-image Dice)",
+    )
     train.add_argument("--init-generator", help="RDA-Net-GAN: start the generator from this RDAU-Net .keras file")
     train.add_argument("--schedule", choices=("epoch", "interleaved"), default="epoch", help="RDA-Net-GAN: sigma critic then sigma generator steps per epoch (Algorithm 1), or n-critic steps per generator step")
     train.add_argument("--n-critic", type=int, default=5, help="RDA-Net-GAN, interleaved schedule: critic steps per generator step")
@@ -265,6 +272,7 @@ def _train(args) -> int:
         n_critic=args.n_critic,
         adversarial_weight=args.adversarial_weight,
         gp_weight=args.gp_weight,
+        max_false_alarms=args.max_false_alarms,
     )
     result = train(config, args.out or Path("runs") / args.model, resume=args.resume)
     print(f"{result.run_dir}: finished; segmenter saved as {result.final_model}")

@@ -13,6 +13,7 @@ level is chosen on the validation split only (:mod:`rdanet_gan.evaluation.calibr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -112,20 +113,20 @@ class PresenceScore(NamedTuple):
     """Fraction of the lesion-free scans with a lesion predicted (NaN when there are none)."""
 
 
-def choose_presence(
+def score_presence(
     probabilities: Sequence[np.ndarray],
     truths: Sequence[np.ndarray],
     settings: InferenceSettings,
     levels: Sequence[float] = PRESENCE_LEVELS,
-) -> tuple[float, dict[float, PresenceScore]]:
-    """The presence level with the best mean per-image Dice on the given (validation) scans, and how
-    every level tried does.
+) -> dict[float, PresenceScore]:
+    """How each presence level does on the given (validation) scans under ``settings``.
 
     Per-image Dice counts a lesion-free scan as 1 when nothing is predicted on
     it and 0 otherwise (the empty-mask policy of :mod:`rdanet_gan.evaluation.metrics`),
     so scans with and without a lesion weigh in by their number. Levels at or
-    below the threshold change nothing and are skipped; ties go to the lower
-    level, so scans that all carry a lesion choose none.
+    below the threshold change nothing and are skipped. A higher level only
+    empties more masks, so lesion Dice and the flagged fraction both fall
+    (or stay) as the level rises.
     """
     masks = [settings.mask(p) for p in probabilities]
     peaks = [float(np.max(p)) for p in probabilities]
@@ -140,4 +141,21 @@ def choose_presence(
             float(dice[has_lesion].mean()) if has_lesion.any() else float("nan"),
             float(flagged[~has_lesion].mean()) if (~has_lesion).any() else float("nan"),
         )
-    return max(scores, key=lambda level: scores[level].dice_per_image), scores
+    return scores
+
+
+def choose_presence(scores: dict[float, PresenceScore], max_false_alarms: float | None = None) -> float:
+    """The presence level to use, from the :func:`score_presence` of the validation scans.
+
+    By default the level with the best mean per-image Dice over all scans (ties
+    to the lower level, so scans that all carry a lesion choose none). With
+    ``max_false_alarms``, an operating point instead: the lowest level (the one
+    that keeps the most lesions) that flags at most that fraction of the
+    lesion-free scans, or, when none does, the level that flags fewest.
+    """
+    if max_false_alarms is None:
+        return max(scores, key=lambda level: scores[level].dice_per_image)
+    if any(math.isnan(score.lesion_free_flagged) for score in scores.values()):
+        raise ValueError("a false-alarm target needs lesion-free validation scans")
+    meeting = [level for level, score in scores.items() if score.lesion_free_flagged <= max_false_alarms]
+    return min(meeting) if meeting else min(scores, key=lambda level: (scores[level].lesion_free_flagged, level))

@@ -305,11 +305,20 @@ def test_train_chooses_a_presence_level_on_lesion_free_validation_scans(busi_lik
     held_out = ["--test", "2", "--validation", "2", "--validation-normal", "2"]
     assert run(["split", "--data", str(busi_like_folder), "--out", str(split), *held_out], capsys)[0] == 0
     argv = ["train", "--model", "unet", "--data", str(busi_like_folder), "--split", str(split), *TINY, "--out", str(run_dir)]
-    assert run(argv, capsys)[0] == 0
+    assert run([*argv, "--max-false-alarms", "0"], capsys)[0] == 0
     record = json.loads((run_dir / "best.inference.json").read_text())
     assert (record["validation_scans"], record["validation_lesion_free_scans"]) == (4, 2)
-    assert all(score["lesion_free_flagged"] in (0.0, 0.5, 1.0) for score in record["validation_by_presence"].values())
+    flagged = {float(level): score["lesion_free_flagged"] for level, score in record["validation_by_presence"].items()}
+    assert set(flagged.values()) <= {0.0, 0.5, 1.0}
+    # The operating point asked for: the lowest level flagging neither lesion-free scan (else the fewest flagged).
+    assert record["max_false_alarms"] == 0.0 and "at most 0 % of the lesion-free" in record["chosen_on"]
+    assert record["presence"] == min(flagged, key=lambda level: (flagged[level] > 0, flagged[level], level))
     assert (run_dir / "best.presence.png").is_file() and (run_dir / "final.presence.png").is_file()
+    lesions_only = tmp_path / "lesions-only.json"
+    assert run(["split", "--data", str(busi_like_folder), "--out", str(lesions_only), "--test", "2", "--validation", "2"], capsys)[0] == 0
+    for split_file, value, why in ((split, "1.5", "must be at least 0 and below 1"), (lesions_only, "0.1", "needs lesion-free validation scans")):
+        code, _, err = run([*argv[:6], str(split_file), *TINY, "--out", str(tmp_path / f"run-{value}"), "--max-false-alarms", value], capsys)
+        assert code == 2 and why in err and len(err.strip().splitlines()) == 1
 
     only_lesion_free = tmp_path / "only-lesion-free.json"
     held_out = ["--test", "2", "--validation", "0", "--validation-normal", "2"]

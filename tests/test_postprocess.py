@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 from rdanet_gan.inference import predict_probability
 from rdanet_gan.postprocess import (
@@ -14,6 +15,7 @@ from rdanet_gan.postprocess import (
     fill_holes,
     keep_largest_component,
     predict_with_flips,
+    score_presence,
 )
 
 
@@ -95,19 +97,38 @@ def test_presence_level_empties_scans_whose_peak_stays_below_it():
     assert InferenceSettings(presence=0.9).describe() == "threshold 0.50, a lesion only where the peak probability reaches 0.9"
 
 
+def _presence_scores(scans, settings: InferenceSettings | None = None):
+    return score_presence([p for p, _ in scans], [t for _, t in scans], settings or InferenceSettings())
+
+
 def test_presence_level_trades_lesions_missed_against_false_alarms_on_per_image_dice():
     # Two confident lesions, one hesitant lesion (peak 0.7) and three hesitant false alarms (peak 0.75):
     # dropping the scans under 0.8 loses one lesion and clears three lesion-free scans.
     scans = [_scan(0.99), _scan(0.97), _scan(0.7), *[_scan(0.75, lesion=False)] * 3]
-    level, scores = choose_presence([p for p, _ in scans], [t for _, t in scans], InferenceSettings())
-    assert level == 0.8 and scores[0.0].dice_per_image == 3 / 6 and scores[0.8].dice_per_image == 5 / 6
+    scores = _presence_scores(scans)
+    assert choose_presence(scores) == 0.8 and scores[0.0].dice_per_image == 3 / 6 and scores[0.8].dice_per_image == 5 / 6
     assert scores[0.0][1:] == (1.0, 1.0) and scores[0.8][1:] == (2 / 3, 0.0)  # lesion Dice, lesion-free flagged
     assert min(scores) == 0.0 and all(level > 0.5 for level in scores if level)  # none, or above the threshold
     # Without lesion-free scans no level helps, and the tie goes to none.
-    lesions = scans[:3]
-    assert choose_presence([p for p, _ in lesions], [t for _, t in lesions], InferenceSettings())[0] == 0.0
+    assert choose_presence(_presence_scores(scans[:3])) == 0.0
     # Levels at or under the threshold change nothing and are not tried.
-    assert all(level == 0.0 or level > 0.7 for level in choose_presence([scans[0][0]], [scans[0][1]], InferenceSettings(0.7))[1])
+    assert all(level == 0.0 or level > 0.7 for level in _presence_scores(scans[:1], InferenceSettings(0.7)))
+
+
+def test_a_false_alarm_target_chooses_the_lowest_level_that_meets_it():
+    # Four lesion-free scans whose false alarms peak at 0.65, 0.75, 0.85 and 0.97, and two lesions.
+    scans = [_scan(0.99), _scan(0.92), *[_scan(peak, lesion=False) for peak in (0.65, 0.75, 0.85, 0.97)]]
+    scores = _presence_scores(scans)
+    assert [scores[level].lesion_free_flagged for level in (0.0, 0.7, 0.8, 0.9, 0.98)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    assert choose_presence(scores, max_false_alarms=0.5) == 0.8  # 0.7 flags three of four
+    assert choose_presence(scores, max_false_alarms=0.25) == 0.9  # still keeps both lesions
+    assert choose_presence(scores, max_false_alarms=0.0) == 0.98  # loses the lesion at 0.92
+    assert choose_presence(scores, max_false_alarms=1.0) == 0.0
+    # A target no level meets: the level that flags fewest, the lowest of equals.
+    stubborn = _presence_scores([_scan(0.99), _scan(0.9995, lesion=False)])
+    assert choose_presence(stubborn, max_false_alarms=0.0) == 0.0
+    with pytest.raises(ValueError, match="needs lesion-free validation scans"):
+        choose_presence(_presence_scores(scans[:2]), max_false_alarms=0.1)
 
 
 def test_choose_inference_scores_settings_on_lesion_scans_and_presence_on_all():
@@ -128,3 +149,8 @@ def test_choose_inference_scores_settings_on_lesion_scans_and_presence_on_all():
     assert all(np.isnan(score.lesion_free_flagged) for score in alone.presence.values())
     best = max(score.dice_per_image for score in both.presence.values())
     assert both.presence[both.settings.presence].dice_per_image == best
+    target = choose_inference(model, lesions + lesion_free, max_false_alarms=0.0)
+    assert target.presence == both.presence and target.settings.presence == choose_presence(both.presence, 0.0)
+    assert "at most 0 % of the lesion-free" in target.presence_rule()
+    with pytest.raises(ValueError, match="needs lesion-free validation scans"):
+        choose_inference(model, lesions, max_false_alarms=0.1)

@@ -34,6 +34,7 @@ from rdanet_gan.postprocess import (
     choose_presence,
     choose_threshold,
     predict_with_flips,
+    score_presence,
 )
 
 SETTINGS = {
@@ -52,7 +53,9 @@ class Calibration:
 
     ``evaluations`` score the :data:`SETTINGS` on the validation scans with a
     lesion; ``presence`` maps each presence level tried to how it does on
-    all ``validation_scans``, ``lesion_free_scans`` of them without a lesion.
+    all ``validation_scans``, ``lesion_free_scans`` of them without a lesion;
+    ``max_false_alarms`` is the false-alarm target the level was chosen for
+    (None: the best per-image Dice).
     """
 
     chosen: str
@@ -61,18 +64,30 @@ class Calibration:
     presence: dict[float, PresenceScore]
     validation_scans: int
     lesion_free_scans: int
+    max_false_alarms: float | None = None
+
+    def presence_rule(self) -> str:
+        """How the presence level was chosen, in words."""
+        if self.max_false_alarms is None:
+            return "the best per-image Dice over all validation scans"
+        return f"the lowest level flagging at most {self.max_false_alarms * 100:g} % of the lesion-free validation scans"
 
     def validation_dice(self) -> dict[str, float]:
         return {name: evaluation.pooled["dice"] for name, evaluation in self.evaluations.items()}
 
 
-def choose_inference(model: keras.Model, validation: ArraySet, batch_size: int = 32) -> Calibration:
+def choose_inference(
+    model: keras.Model, validation: ArraySet, batch_size: int = 32, max_false_alarms: float | None = None
+) -> Calibration:
     """Score the :data:`SETTINGS` on the ``validation`` scans with a lesion (pooled Dice; the best wins, ties
-    to the simpler), then choose the presence level on all of them (:func:`~rdanet_gan.postprocess.choose_presence`)."""
+    to the simpler), then choose the presence level on all of them (:func:`~rdanet_gan.postprocess.choose_presence`,
+    for ``max_false_alarms`` when given)."""
     truths = [mask[..., 0] > 0.5 for mask in validation.masks]
     with_lesion = [index for index, truth in enumerate(truths) if truth.any()]
     if not with_lesion:
         raise ValueError("choosing inference settings needs validation scans with a lesion")
+    if max_false_alarms is not None and len(with_lesion) == len(truths):
+        raise ValueError("a false-alarm target needs lesion-free validation scans")
     ids = [record.case_id for record in validation.records] or [str(index) for index in range(len(truths))]
     maps = {  # by flip TTA: each setting only thresholds and cleans one of these
         False: list(predict_probabilities(model, validation.images, batch_size=batch_size)[..., 0]),
@@ -92,9 +107,11 @@ def choose_inference(model: keras.Model, validation: ArraySet, batch_size: int =
             postprocess=setting["postprocess"],
         )
     chosen = max(SETTINGS, key=lambda name: evaluations[name].pooled["dice"])  # the first of equals: simpler
-    level, by_level = choose_presence(maps[candidates[chosen].flip_tta], truths, candidates[chosen])
-    settings = dataclasses.replace(candidates[chosen], presence=level)
-    return Calibration(chosen, settings, evaluations, by_level, len(truths), len(truths) - len(with_lesion))
+    by_level = score_presence(maps[candidates[chosen].flip_tta], truths, candidates[chosen])
+    settings = dataclasses.replace(candidates[chosen], presence=choose_presence(by_level, max_false_alarms))
+    return Calibration(
+        chosen, settings, evaluations, by_level, len(truths), len(truths) - len(with_lesion), max_false_alarms
+    )
 
 
 def inference_file(model_path: str | os.PathLike) -> Path:
@@ -110,7 +127,8 @@ def write_inference(model_path: str | os.PathLike, calibration: Calibration, ove
         {
             **asdict(calibration.settings),
             "chosen": calibration.chosen,
-            "chosen_on": "validation scans with a lesion, pooled Dice; presence on all validation scans, per-image Dice",
+            "chosen_on": f"validation scans with a lesion, pooled Dice; presence level: {calibration.presence_rule()}",
+            "max_false_alarms": calibration.max_false_alarms,
             "validation_dice": calibration.validation_dice(),
             "validation_scans": calibration.validation_scans,
             "validation_lesion_free_scans": calibration.lesion_free_scans,

@@ -77,6 +77,10 @@ class TrainConfig:
     ``augmentation`` is a preset or stage list of :meth:`Augmentation.parse`;
     ``deep_supervision`` adds side losses on the decoder (RDAU-Net, U-Net).
     ``recipe`` records the named recipe the run started from (see :meth:`from_recipe`).
+    ``max_false_alarms`` chooses the presence level of ``best`` and ``final``
+    as an operating point: the lowest that flags at most this fraction of the
+    lesion-free validation scans (None: the best per-image Dice; see
+    :func:`~rdanet_gan.postprocess.choose_presence`).
     """
 
     model: str = "rdanet-gan"
@@ -98,6 +102,7 @@ class TrainConfig:
     augmentation: str = "standard"
     deep_supervision: bool = False
     recipe: str | None = None
+    max_false_alarms: float | None = None
     init_generator: str | None = None
     schedule: str = "epoch"
     n_critic: int = 5
@@ -119,6 +124,8 @@ class TrainConfig:
             raise ValueError("deep_supervision applies to rdau-net and unet (the GAN inherits it through init_generator)")
         if self.recipe is not None and self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if self.max_false_alarms is not None and not 0.0 <= self.max_false_alarms < 1.0:
+            raise ValueError(f"max_false_alarms must be at least 0 and below 1, got {self.max_false_alarms}")
         Augmentation.parse(self.augmentation)
 
     @classmethod
@@ -291,6 +298,11 @@ def train(
         data = prepare_data(config.data, split, image_size=config.image_size, seed=config.seed, verbose=bool(verbose))
     if not data.validation.masks.any(axis=(1, 2, 3)).any():
         raise DataError(config.split or config.data, "the validation list holds no scan with a lesion: nothing to validate on")
+    if config.max_false_alarms is not None and data.validation.masks.any(axis=(1, 2, 3)).all():
+        raise DataError(
+            config.split or config.data,
+            "a false-alarm target needs lesion-free validation scans (rdanet-gan split --validation-normal N)",
+        )
     if not split_path.exists():
         save_split(data.split, split_path)
 
@@ -360,12 +372,12 @@ def train(
         },
     )
     best_segmenter, final_segmenter = load_segmenter(run_dir / "best.keras"), load_segmenter(run_dir / "final.keras")
-    best_calibration = choose_inference(best_segmenter, data.validation, config.batch_size)
+    best_calibration = choose_inference(best_segmenter, data.validation, config.batch_size, config.max_false_alarms)
     calibrations = {
         run_dir / "best.keras": best_calibration,
         run_dir / "final.keras": best_calibration  # the last epoch was the best: the same network
         if same_weights(best_segmenter, final_segmenter)
-        else choose_inference(final_segmenter, data.validation, config.batch_size),
+        else choose_inference(final_segmenter, data.validation, config.batch_size, config.max_false_alarms),
     }
     for checkpoint, calibration in calibrations.items():
         write_inference(checkpoint, calibration)
