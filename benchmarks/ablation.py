@@ -13,7 +13,11 @@ alone reads the test split: once. BUSI's normal scans (no lesion) give the
 fraction of lesion-free scans on which a lesion is predicted: the
 ``train-normal`` variant trains on the same ``--train-normal`` of them that
 the others validate on (it has none to validate on), and every variant is
-counted on the rest, which no variant saw. The
+counted on the rest, which no variant saw. A second table sets the presence
+level as an operating point instead (the lowest that flags at most
+``--max-false-alarms`` of those validation lesion-free scans) and shows what
+that costs on test and whether the false-alarm rate holds on the held-out
+lesion-free scans. The
 ``gan-adversarial-*`` variants train RDA-NET-GAN from the ``paper``
 variant's RDAU-Net with three adversarial weights: the validation split
 picks the weight for the full-size GAN.
@@ -37,7 +41,7 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -63,6 +67,7 @@ from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import write_json, write_text
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
+from rdanet_gan.postprocess import choose_presence
 from rdanet_gan.training.trainer import run_finished
 
 VARIANTS = {
@@ -110,6 +115,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=15,
         help="lesion-free scans the train-normal variant trains on and the others validate on (default: 15, half of BUSI's 30)",
     )
+    parser.add_argument(
+        "--max-false-alarms",
+        type=float,
+        default=0.1,
+        help="the operating point of the second table: lesion-free validation scans flagged at most (default: 0.1, the issue's target)",
+    )
     return parser.parse_args(argv)
 
 
@@ -156,8 +167,11 @@ def summarise(evaluation: Evaluation) -> dict:
     }
 
 
-def assess(run_dir: Path, data, lesion_free: LesionFree | None, validate_lesion_free: bool, batch_size: int) -> dict:
-    """Validation scores under every inference setting; the test split once, with the best of them."""
+def assess(
+    run_dir: Path, data, lesion_free: LesionFree | None, validate_lesion_free: bool, batch_size: int, max_false_alarms: float
+) -> dict:
+    """Validation scores under every inference setting; the test split once with the best of them, and once
+    more with the presence level of the false-alarm operating point (when lesion-free scans validate)."""
     model = load_segmenter(run_dir / "best.keras")
     validation = data.validation + lesion_free.validation if lesion_free and validate_lesion_free else data.validation
     calibration = choose_inference(model, validation, batch_size)
@@ -170,12 +184,23 @@ def assess(run_dir: Path, data, lesion_free: LesionFree | None, validate_lesion_
         "validation_presence": {
             "lesion_free_scans": calibration.lesion_free_scans,
             "dice_per_image": {f"{level:g}": score.dice_per_image for level, score in calibration.presence.items()},
+            "lesion_free_flagged": {f"{level:g}": score.lesion_free_flagged for level, score in calibration.presence.items()},
         },
         "test": summarise(evaluate_model(model, data.test, batch_size=batch_size, **asdict(settings))),
         "training": json.loads((run_dir / "summary.json").read_text()),
     }
     if lesion_free is not None:
         result["normal_scans"] = normal_scan_alarms(model, lesion_free.test, settings, batch_size)
+    if lesion_free is not None and calibration.lesion_free_scans:
+        level = choose_presence(calibration.presence, max_false_alarms)
+        target = replace(settings, presence=level)
+        result["false_alarm_target"] = {
+            "max_false_alarms": max_false_alarms,
+            "presence": level,
+            "validation_lesion_free_flagged": calibration.presence[level].lesion_free_flagged,
+            "test": result["test"] if level == settings.presence else summarise(evaluate_model(model, data.test, batch_size=batch_size, **asdict(target))),
+            "normal_scans": normal_scan_alarms(model, lesion_free.test, target, batch_size),
+        }
     return result
 
 
@@ -236,6 +261,7 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
             f"`standard` recipe, trains on the {args.train_normal} that the others validate on). Rows scored on "
             "more, or without a presence level, were recorded before those existed and their run folders are gone."
         )
+    lines += operating_point_table(results)
     return "\n".join(lines) + "\n"
 
 
@@ -255,13 +281,48 @@ def flagged_cell(result: dict) -> str:
 
 
 def with_lesion_free_cell(result: dict) -> str:
-    """Mean per-image Dice over the test scans and the held-out lesion-free ones (1 where nothing is
-    predicted on those, 0 elsewhere): the trade the presence level makes."""
     alarms, test = result.get("normal_scans", {}), result["test"]
     if "flagged_with_settings" not in alarms or "scans" not in test:
         return "–"
+    return f"{with_lesion_free(test, alarms):.3f}"
+
+
+def with_lesion_free(test: dict, alarms: dict) -> float:
+    """Mean per-image Dice over the test scans and the held-out lesion-free ones (1 where nothing is
+    predicted on those, 0 elsewhere): the trade the presence level makes."""
     cleared = alarms["scans"] - alarms["flagged_with_settings"]
-    return f"{(test['dice_per_image'] * test['scans'] + cleared) / (test['scans'] + alarms['scans']):.3f}"
+    return (test["dice_per_image"] * test["scans"] + cleared) / (test["scans"] + alarms["scans"])
+
+
+def operating_point_table(results: dict) -> list[str]:
+    """The presence level chosen for the best per-image Dice against the one chosen for a false-alarm target."""
+    rows = {name: r for name, r in results.items() if "false_alarm_target" in r}
+    if not rows:
+        return []
+    target = next(iter(rows.values()))["false_alarm_target"]["max_false_alarms"]
+    lines = [
+        "",
+        f"#### The presence level as an operating point: at most {target * 100:g} % of the lesion-free validation scans flagged",
+        "",
+        (
+            "| variant | presence level | lesion-free validation scans flagged | held-out lesion-free scans flagged "
+            "| test Dice pooled | test Dice per image | test Dice per image, with the lesion-free scans |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, r in rows.items():
+        point = r["false_alarm_target"]
+        best_dice = {"presence": r["presence"], "test": r["test"], "normal_scans": r["normal_scans"]}
+        best_dice["validation_lesion_free_flagged"] = r["validation_presence"]["lesion_free_flagged"][f"{r['presence']:g}"]
+        a, b = best_dice, point
+        lines.append(
+            f"| {name} | {a['presence']:g} → {b['presence']:g} "
+            f"| {a['validation_lesion_free_flagged']:.0%} → {b['validation_lesion_free_flagged']:.0%} "
+            f"| {a['normal_scans']['flagged_with_settings']} → {b['normal_scans']['flagged_with_settings']} of {b['normal_scans']['scans']} "
+            f"| {a['test']['dice']:.3f} → {b['test']['dice']:.3f} | {a['test']['dice_per_image']:.3f} → {b['test']['dice_per_image']:.3f} "
+            f"| {with_lesion_free(a['test'], a['normal_scans']):.3f} → {with_lesion_free(b['test'], b['normal_scans']):.3f} |"
+        )
+    return lines
 
 
 class LesionFree(NamedTuple):
@@ -314,17 +375,24 @@ def main(argv=None) -> int:
                 raise RdanetError(f"variant {name} needs lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
             if kept:  # its run folder is gone (another machine): the recorded result stands
                 print(f"== {name}: recorded result kept (no run folder {run_dir})", flush=True)
-            elif not run_finished(run_dir, epochs_of(name, args)):
+            trained = not kept and not run_finished(run_dir, epochs_of(name, args))
+            if trained:
                 command = train_command(name, args, run_dir, resume=(run_dir / "config.json").exists())
                 print(f"== {name}: {shlex.join(command)}", flush=True)
                 if subprocess.run([sys.executable, "-m", "rdanet_gan", *command[1:]], check=False).returncode:
                     raise RdanetError(f"variant {name}: training failed (see above)")
-            # Results assessed before the presence level, or counted on other lesion-free scans, are rescored.
-            recorded = results.get(name, {})
+            # Results of a network trained further, assessed before the presence level or its operating point,
+            # or counted on other lesion-free scans, are rescored.
+            recorded = {} if trained else results.get(name, {})
             counted_elsewhere = lesion_free is not None and recorded.get("normal_scans", {}).get("scans") != len(lesion_free.test)
-            if not kept and ("presence" not in recorded or counted_elsewhere):
-                validate_lesion_free = "train-normal" not in parts(name)
-                assessment = assess(run_dir, data, lesion_free, validate_lesion_free, args.batch_size)
+            validate_lesion_free = "train-normal" not in parts(name)
+            other_target = (
+                lesion_free is not None
+                and validate_lesion_free
+                and recorded.get("false_alarm_target", {}).get("max_false_alarms") != args.max_false_alarms
+            )
+            if not kept and ("presence" not in recorded or counted_elsewhere or other_target):
+                assessment = assess(run_dir, data, lesion_free, validate_lesion_free, args.batch_size, args.max_false_alarms)
                 results[name] = {**assessment, "command": shlex.join(train_command(name, args, run_dir))}
                 write_json(results_path, {"settings": vars(args), "machine": describe_machine(), "variants": results})
             print(f"== {name}: val Dice {results[name]['validation'][results[name]['inference']]['dice']:.3f}", flush=True)

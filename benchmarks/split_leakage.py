@@ -5,7 +5,9 @@ many random splits of the same sizes, how many of the 57 test scans have a
 near-duplicate (a re-saved crop, another frame of the same lesion) among the
 training scans, at several correlation thresholds, and the same count for a
 leakage-aware split file (``weights/split.json``: 0 at the split's threshold
-by construction).
+by construction). The file's scans that are not lesion scans of the dataset
+(BUSI's ``normal/``, which a split may list) are left out of its count and
+counted apart.
 
     python benchmarks/split_leakage.py --data BUSI_DIR [--split weights/split.json] [--splits 1000] [--json PATH]
 """
@@ -22,6 +24,7 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from rdanet_gan.data import DUPLICATE_THRESHOLD, find_records, load_split, read_signatures
+from rdanet_gan.data.duplicates import correlations
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.fileio import write_json
 
@@ -35,23 +38,31 @@ def leaked(similar: np.ndarray, test: np.ndarray, train: np.ndarray) -> int:
 
 
 def measure(data: str | Path, split: str | Path | None, splits: int, seed: int = 0) -> dict:
-    """Leaked test scans per threshold: over ``splits`` random splits, and for the split file."""
+    """Leaked test scans per threshold: over ``splits`` random splits, and for the split file.
+
+    ``split_file_skipped`` counts the split file's scans that are not lesion
+    scans of ``data`` (e.g. ``normal/``), which its count leaves out.
+    """
     records = find_records(data)
-    signatures = read_signatures(records)
-    correlation = signatures @ signatures.T
+    correlation = correlations(read_signatures(records))
     np.fill_diagonal(correlation, 0.0)
     rng = np.random.default_rng(seed)
     orders = [rng.permutation(len(records)) for _ in range(splits)]
     results = {"scans": len(records), "random_splits": splits, "test_scans": TEST, "thresholds": {}}
     position = {record.case_id: index for index, record in enumerate(records)}
     chosen = load_split(split) if split else None
+    if chosen:
+        listed = [case_id for case_ids in chosen.values() for case_id in case_ids]
+        results["split_file_skipped"] = sum(case_id not in position for case_id in listed)
+        test, train = (
+            np.array([position[case_id] for case_id in chosen[key] if case_id in position], dtype=int)
+            for key in ("test", "train")
+        )
     for threshold in THRESHOLDS:
         similar = correlation > threshold
         counts = np.array([leaked(similar, order[:TEST], order[TEST + VALIDATION :]) for order in orders])
         entry = {"random_mean": float(counts.mean()), "random_min": int(counts.min()), "random_max": int(counts.max())}
         if chosen:
-            test = np.array([position[case_id] for case_id in chosen["test"]])
-            train = np.array([position[case_id] for case_id in chosen["train"]])
             entry["split_file"] = leaked(similar, test, train)
         results["thresholds"][f"{threshold:.2f}"] = entry
     return results
@@ -66,6 +77,9 @@ def markdown(results: dict, split: str | None) -> str:
     for threshold, entry in results["thresholds"].items():
         row = f"| {threshold} | {entry['random_mean']:.1f} (min {entry['random_min']}, max {entry['random_max']}) |"
         lines.append(row + (f" {entry['split_file']} |" if split else ""))
+    if results.get("split_file_skipped"):
+        skipped = results["split_file_skipped"]
+        lines.append(f"\n`{split}` lists {skipped} scans that are not lesion scans of the dataset (e.g. normal/): not counted.")
     return "\n".join(lines)
 
 

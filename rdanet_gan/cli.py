@@ -299,7 +299,8 @@ def _inference_settings(args, model_path: Path):
 
 
 def _evaluate(args) -> int:
-    from rdanet_gan.data import load_normal_scans, prepare_data
+    from rdanet_gan.data import load_normal_scans, load_split, prepare_data
+    from rdanet_gan.errors import DataError
     from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, normal_scan_alarms
     from rdanet_gan.evaluation.report import table1_markdown
     from rdanet_gan.fileio import write_json
@@ -308,6 +309,8 @@ def _evaluate(args) -> int:
     out = Path(args.out) if args.out else None
     outputs = ["per_image.csv", "summary.json"] + (["normal_scans.json"] if args.normal else [])
     _refuse_existing([out / name for name in outputs] if out else [], args.overwrite)
+    if not load_split(args.split)[args.subset]:  # before loading the model or decoding a scan
+        raise DataError(args.split, f"lists no {args.subset} scans to evaluate (choose another --subset)")
     model = load_segmenter(args.model)
     settings = _inference_settings(args, Path(args.model))
     size = model.input_shape[1]
@@ -339,8 +342,9 @@ def _evaluate(args) -> int:
 def _segment_inputs(inputs: Sequence[str], out: Path) -> tuple[list[Path], list[str]]:
     """Expand files and folders into image files; problems are returned, not raised.
 
-    A folder's hidden files, ``*_mask*`` files and the files of a separate
-    output folder inside it are not inputs.
+    A folder's hidden files, ``*_mask*`` and ``*_overlay`` files (masks, and
+    this command's outputs) and the files of a separate output folder inside
+    it are not inputs.
     """
     files, problems = [], []
     out = _real(out)
@@ -354,7 +358,8 @@ def _segment_inputs(inputs: Sequence[str], out: Path) -> tuple[list[Path], list[
                 continue
             for path in found:
                 in_out = separate_out and _real(path.parent).is_relative_to(out)
-                if path.name.startswith(".") or "_mask" in path.stem or in_out:
+                output_name = "_mask" in path.stem or path.stem.endswith("_overlay")
+                if path.name.startswith(".") or output_name or in_out:
                     continue
                 if path.is_file():
                     files.append(path)

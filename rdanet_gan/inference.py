@@ -24,20 +24,22 @@ def read_scan(path: str | Path) -> np.ndarray:
     return read_image(path)
 
 
-def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:
-    """The lesion probability map of one 2-D scan, at the scan's own size.
+def network_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:
+    """The lesion probability map of one 2-D scan at the network's input size.
 
-    The scan is area-resized to the network's input (as in training), and the
-    map is resized back bilinearly. ``flip_tta`` averages with the prediction
-    for the mirrored scan.
+    The scan is area-resized to the network's input, as in training.
+    ``flip_tta`` averages with the prediction for the mirrored scan.
     """
     height, width = model.input_shape[1:3]
     small = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)[None, ..., None]
     if flip_tta:
-        probability = predict_with_flips(model, small)[0, ..., 0]
-    else:
-        probability = keras.ops.convert_to_numpy(model(small, training=False))[0, ..., 0]
-    return resize_to(probability, image.shape)
+        return predict_with_flips(model, small)[0, ..., 0]
+    return keras.ops.convert_to_numpy(model(small, training=False))[0, ..., 0]
+
+
+def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:
+    """The lesion probability map of one 2-D scan, at the scan's own size (resized back bilinearly)."""
+    return resize_to(network_probability(model, image, flip_tta), image.shape)
 
 
 def segment_image(
@@ -53,10 +55,12 @@ def segment_image(
     ``flip_tta`` averages with the mirrored scan's prediction; ``postprocess``
     keeps the largest region with its holes filled (none when it is too small
     to be a lesion: :func:`rdanet_gan.postprocess.clean_mask`); ``presence``
-    gives an empty mask when the scan's peak probability stays below it.
+    gives an empty mask when the scan's peak probability stays below it, the
+    peak at the network's size, where the level was chosen (resizing can lower it).
     """
     settings = InferenceSettings(threshold, flip_tta, postprocess, presence)
-    return settings.mask(predict_probability(model, image, flip_tta))
+    probability = network_probability(model, image, flip_tta)
+    return settings.mask(resize_to(probability, image.shape), peak=float(probability.max()))
 
 
 def write_mask(mask: np.ndarray, path: str | Path, overwrite: bool = False) -> None:

@@ -38,12 +38,16 @@ class InferenceSettings:
     postprocess: bool = False
     presence: float = 0.0
 
-    def mask(self, probability: np.ndarray) -> np.ndarray:
-        """The binary lesion mask of one 2-D probability map (already flip-averaged when ``flip_tta``)."""
+    def mask(self, probability: np.ndarray, peak: float | None = None) -> np.ndarray:
+        """The binary lesion mask of one 2-D probability map (already flip-averaged when ``flip_tta``).
+
+        ``peak`` is the map's highest probability at the network's size, for a
+        map resized from there: the presence level is decided on it.
+        """
         mask = binarize(probability, self.threshold)
         if self.postprocess:
             mask = clean_mask(mask)
-        if self.presence and float(np.max(probability)) < self.presence:
+        if self.presence and (float(np.max(probability)) if peak is None else peak) < self.presence:
             mask = np.zeros_like(mask)
         return mask
 

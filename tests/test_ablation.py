@@ -52,20 +52,37 @@ def test_tiny_ablation_scores_validation_settings_reads_test_once_and_resumes(ab
     assert by_level[f"{paper['presence']:g}"] == max(by_level.values()) and "0" in by_level
     alarms = paper["normal_scans"]
     assert alarms["flagged_with_settings"] <= alarms["flagged"] <= 4
+    # The operating point: the lowest level flagging at most 10 % of the 2 lesion-free validation scans (else the fewest).
+    point, flagged = paper["false_alarm_target"], paper["validation_presence"]["lesion_free_flagged"]
+    meeting = [float(level) for level, fraction in flagged.items() if fraction <= 0.1]
+    fewest = min(flagged, key=lambda level: (flagged[level], float(level)))
+    assert point["max_false_alarms"] == 0.1 and point["presence"] == (min(meeting) if meeting else float(fewest))
+    assert point["validation_lesion_free_flagged"] == flagged[f"{point['presence']:g}"] and point["normal_scans"]["scans"] == 4
     table = (out / "ablation.md").read_text()
     assert "| paper |" in table and "held-out lesion-free scans flagged" in table
+    assert "operating point: at most 10 % of the lesion-free validation scans flagged" in table
     # A network trained on the lesion-free validation scans (train-normal) does not choose its presence level on them.
     args = ablation.parse_args(argv)
     data = ablation.prepare_data(args.data, str(out / "split.json"), image_size=32)
     lesion_free = ablation.lesion_free_scans(args, data.split, out)
     assert sorted(record.case_id for record in lesion_free.validation.records) == added
-    without = ablation.assess(out / "paper", data, lesion_free, False, 8)
+    without = ablation.assess(out / "paper", data, lesion_free, False, 8, 0.1)
     assert without["validation_presence"]["lesion_free_scans"] == 0 and without["presence"] == 0.0
+    assert "false_alarm_target" not in without
 
     log = (out / "paper" / "log.csv").read_text()
     assert ablation.main([*argv, "--variants", "paper"]) == 0  # resumes: nothing retrained
     assert (out / "paper" / "log.csv").read_text() == log
     assert "== paper: val Dice" in capsys.readouterr().out
+    # Another operating point rescores the checkpoint, retraining nothing and changing nothing else.
+    assert ablation.main([*argv, "--variants", "paper", "--max-false-alarms", "0.5"]) == 0
+    rescored = json.loads((out / "ablation.json").read_text())["variants"]["paper"]
+    assert (out / "paper" / "log.csv").read_text() == log and rescored["false_alarm_target"]["max_false_alarms"] == 0.5
+    assert {key: rescored[key] for key in ("validation", "test", "presence")} == {key: paper[key] for key in ("validation", "test", "presence")}
+    # Trained further, the variant is rescored: its row describes the network it now has.
+    assert ablation.main([*argv, "--variants", "paper", "--epochs", "2"]) == 0
+    paper = json.loads((out / "ablation.json").read_text())["variants"]["paper"]
+    assert paper["training"]["epochs"] == 2 and "--epochs 2" in paper["command"]
 
     shutil.rmtree(out / "paper")  # a run folder lost with its machine: the recorded result stands, nothing retrains
     assert ablation.main([*argv, "--variants", "paper"]) == 0

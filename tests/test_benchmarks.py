@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from busi_folders import write_busi_phantoms, write_normal_scans
 
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.models import build_model, count_flops
@@ -214,17 +215,23 @@ def test_describe_machine_reads_cpuinfo(tmp_path):
     assert {"cores", "gpus", "python", "tensorflow", "keras"} <= set(described)
 
 
-def test_split_leakage_counts_test_scans_with_a_near_duplicate_in_training(phantom_folder, monkeypatch):
+@pytest.fixture
+def split_leakage(monkeypatch):
+    """``benchmarks/split_leakage.py`` as a module, drawing 4 test and 4 validation scans."""
     spec = importlib.util.spec_from_file_location("split_leakage", BENCHMARKS / "split_leakage.py")
-    split_leakage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(split_leakage)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "TEST", 4)
+    monkeypatch.setattr(module, "VALIDATION", 4)
+    return module
+
+
+def test_split_leakage_counts_test_scans_with_a_near_duplicate_in_training(phantom_folder, split_leakage):
     similar = np.zeros((6, 6), dtype=bool)
     similar[0, 4] = similar[4, 0] = similar[1, 2] = similar[2, 1] = True
     # Test scans 0 and 1; training scans 3, 4, 5: only scan 0 has a copy (4) in training.
     assert split_leakage.leaked(similar, np.array([0, 1]), np.array([3, 4, 5])) == 1
 
-    monkeypatch.setattr(split_leakage, "TEST", 4)
-    monkeypatch.setattr(split_leakage, "VALIDATION", 4)
     records = sorted(path.name for path in (phantom_folder / "images").iterdir())
     case_ids = [f"images/{name}" for name in records]
     split = phantom_folder.parent / "leakage_split.json"
@@ -235,3 +242,18 @@ def test_split_leakage_counts_test_scans_with_a_near_duplicate_in_training(phant
         assert 0 <= entry["random_min"] <= entry["random_mean"] <= entry["random_max"] <= 4
         assert entry["split_file"] == 0  # independent phantoms are never near-duplicates
     assert "| 0.90 |" in split_leakage.markdown(results, str(split))
+    assert results["split_file_skipped"] == 0 and "not counted" not in split_leakage.markdown(results, str(split))
+
+
+def test_split_leakage_counts_the_lesion_free_scans_of_a_split_apart(tmp_path, split_leakage):
+    write_busi_phantoms(tmp_path / "busi", benign=8, malignant=4, size=32)
+    write_normal_scans(tmp_path / "busi", count=3, size=32)
+    lesion = [f"{label}/{label} ({index}).png" for index, label in enumerate(["benign"] * 8 + ["malignant"] * 4)]
+    normal = [f"normal/normal ({index}).png" for index in (1, 2)]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": lesion[6:] + normal[:1], "validation": lesion[3:6], "test": lesion[:3] + normal[1:]}))
+    results = split_leakage.measure(tmp_path / "busi", split, splits=5)
+    assert results["scans"] == 12 and results["split_file_skipped"] == 2
+    assert all(entry["split_file"] == 0 for entry in results["thresholds"].values())
+    note = f"`{split}` lists 2 scans that are not lesion scans of the dataset (e.g. normal/): not counted."
+    assert split_leakage.markdown(results, str(split)).endswith(note)

@@ -18,7 +18,7 @@ import pytest
 
 from rdanet_gan.cli import main
 from rdanet_gan.evaluation.calibration import SETTINGS
-from rdanet_gan.inference import predict_probability, read_scan, segment_image
+from rdanet_gan.inference import network_probability, read_scan, segment_image
 from rdanet_gan.modelfiles import load_segmenter, verify_shipped
 
 SHIP_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ship_weights.py"
@@ -151,7 +151,7 @@ def test_segment_applies_the_recorded_settings_unless_options_override(trained_r
     line, mask = segment("--threshold", "0.6", "--no-postprocess")
     assert line == f"inference: threshold 0.60, flip TTA (recorded in {settings}, with options given)"
     np.testing.assert_array_equal(mask, segment_image(load_segmenter(model), read_scan(scan), 0.6, flip_tta=True))
-    probability = predict_probability(load_segmenter(model), read_scan(scan), flip_tta=True)
+    probability = network_probability(load_segmenter(model), read_scan(scan), flip_tta=True)
     line, mask = segment("--presence", f"{probability.max() + 1e-4:.6f}")  # just above the scan's peak: no lesion
     assert line.startswith("inference: threshold 0.30, flip TTA, post-processing, a lesion only where the peak") and not mask.any()
 
@@ -290,7 +290,8 @@ def test_split_can_train_on_lesion_free_scans_and_evaluate_counts_the_others(tra
     assert run(argv + ["--normal", "--out", str(tmp_path / "eval")], capsys)[0] == 0
     assert json.loads((tmp_path / "eval" / "normal_scans.json").read_text())["scans"] == 1  # the one not trained on
     code, _, err = run(["split", *held_out, "--out", str(tmp_path / "all.json"), "--train-normal", "3"], capsys)
-    assert code == 2 and "cannot add 3 of 3 unlisted lesion-free scans to train" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and f"{busi_like_folder}: cannot add 3 of 3 unlisted lesion-free scans to train" in err
+    assert len(err.strip().splitlines()) == 1
 
     both = tmp_path / "both.json"
     assert run(["split", *held_out, "--out", str(both), "--train-normal", "1", "--validation-normal", "1"], capsys)[0] == 0
@@ -332,6 +333,13 @@ def test_split_train_normal_without_lesion_free_scans_names_the_folder(phantom_f
     code, _, err = run(argv + ["--train-normal", "1"], capsys)
     assert code == 2 and f"{phantom_folder}: holds no lesion-free scans" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "s.json").exists()
+
+
+def test_split_asking_for_too_many_lesion_free_scans_names_the_folder(busi_like_folder, tmp_path, capsys):
+    argv = ["split", "--data", str(busi_like_folder), "--out", str(tmp_path / "s.json"), "--test", "2", "--validation", "2"]
+    code, _, err = run(argv + ["--validation-normal", "3"], capsys)
+    problem = "cannot add 3 of 3 unlisted lesion-free scans to validation and keep some to count false alarms"
+    assert code == 2 and err.splitlines() == [f"rdanet-gan split: error: {busi_like_folder}: {problem}"]
 
 
 def test_evaluate_normal_without_lesion_free_scans_is_one_line(trained_run, phantom_folder, capsys):

@@ -187,6 +187,9 @@ def test_select_follows_the_split_order_and_names_unknown_entries(tmp_path):
     assert [record.label for record in chosen] == ["malignant", "benign"]
     with pytest.raises(DataError, match=r"benign/benign \(99\)\.png"):
         select(records, ["benign/benign (99).png"])
+    with pytest.raises(DataError, match=r"names 'benign/benign \(99\)\.png', which is not a scan") as caught:
+        select(records, ["benign/benign (99).png"], split_file=tmp_path / "split.json")
+    assert caught.value.path == str(tmp_path / "split.json")
 
 
 # Bad input: every problem is a DataError whose message names the file.
@@ -280,20 +283,38 @@ def test_mask_files_of_one_scan_disagree_in_size(tmp_path):
     assert caught.value.path == str(second)
 
 
-def test_skip_bad_warns_and_keeps_the_good_records(tmp_path):
+def test_skip_bad_warns_in_one_line_and_keeps_the_good_records(tmp_path):
     root = make_busi(tmp_path)
     write(root / "benign" / "benign (3).png", gray())  # no mask
-    with pytest.warns(UserWarning, match=r"(?s)skipped 1 bad record.*benign \(3\)\.png"):
+    with pytest.warns(UserWarning) as caught:
         records = find_records(root, skip_bad=True)
+    problem = "no mask file (expected 'benign (3)_mask.png')"
+    assert [str(warning.message) for warning in caught] == [
+        f"skipped 1 bad record in {root / 'benign'}: benign (3).png ({problem}) (rdanet-gan inspect lists them all)"
+    ]
     assert len(records) == 3
 
     (root / "benign" / "benign (2).png").write_bytes(b"")
     with pytest.raises(DataError, match="empty file"):
         load_arrays(records, image_size=8)
-    with pytest.warns(UserWarning, match=r"(?s)skipped 1 bad record.*benign \(2\)\.png: empty file"):
+    with pytest.warns(UserWarning, match=r"^skipped 1 bad record in .*benign: benign \(2\)\.png \(empty file"):
         arrays = load_arrays(records, image_size=8, skip_bad=True)
     assert [record.case_id for record in arrays.records] == [records[1].case_id, records[2].case_id]
     assert len(arrays.images) == 2
+
+
+def test_many_skipped_records_are_counted_in_one_line_naming_the_first_few(tmp_path):
+    root = make_busi(tmp_path)
+    for index in range(3, 7):
+        write(root / "benign" / f"benign ({index}).png", gray())  # no mask
+    write(root / "malignant" / "malignant (2)_mask.png", gray(0))  # no image
+    with pytest.warns(UserWarning) as caught:
+        find_records(root, skip_bad=True)
+    (message,) = [str(warning.message) for warning in caught]
+    assert "\n" not in message
+    assert message.startswith(f"skipped 5 bad records in {root}: benign/benign (3).png (no mask file")
+    assert message.endswith("; and 2 more (rdanet-gan inspect lists them all)")
+    assert message.count(".png (") == 3
 
 
 def test_inspection_reports_counts_masks_duplicates_sizes_and_problems(tmp_path):

@@ -108,6 +108,13 @@ def test_split_refuses_impossible_counts(records, signatures, tmp_path):
         make_split(records, tmp_path, n_test=150, n_validation=50, signatures=signatures)
 
 
+def test_split_with_too_large_near_duplicate_groups_names_the_dataset_folder(records, tmp_path):
+    alike = np.ones((len(records), 1024)) / 32  # every scan a copy of every other: one group of 200
+    with pytest.raises(DataError, match="near-duplicate groups are too large to hold out exactly 20 scans") as caught:
+        make_split(records, tmp_path, n_test=20, n_validation=15, signatures=alike)
+    assert caught.value.path == str(tmp_path)
+
+
 def test_split_refuses_records_of_another_folder(records, signatures, tmp_path):
     with pytest.raises(DataError, match="not the scan"):
         make_split(records, tmp_path / "elsewhere", signatures=signatures)
@@ -248,8 +255,9 @@ def test_lesion_free_training_scans_join_train_and_the_rest_count_false_alarms(t
     lesion_free_masks = [mask for record, mask in zip(data.train.records, data.train.masks) if record.label == "normal"]
     assert len(data.train) == len(with_normal["train"]) and len(lesion_free_masks) == 3
     assert not any(mask.any() for mask in lesion_free_masks)
-    with pytest.raises(DataError, match="cannot add 7 of 7 unlisted lesion-free scans to train"):
+    with pytest.raises(DataError, match="cannot add 7 of 7 unlisted lesion-free scans to train") as caught:
         add_lesion_free(split, lesion_free, count=7)
+    assert caught.value.path == str(tmp_path)  # the dataset folder, not the word "split"
     everything = add_lesion_free(split, lesion_free, count=6)
     everything["test"] += [case_id for case_id in (r.case_id for r in lesion_free) if case_id not in everything["train"]]
     with pytest.raises(DataError, match="none is left to count false alarms on"):
@@ -275,3 +283,5 @@ def test_lesion_free_validation_scans_are_others_than_the_training_ones(tmp_path
         add_lesion_free(both, lesion_free, count=2, side="validation")
     with pytest.raises(ValueError, match="side must be"):
         add_lesion_free(split, lesion_free, count=1, side="test")
+    with pytest.raises(ValueError, match="no lesion-free records"):
+        add_lesion_free(split, [], count=1)

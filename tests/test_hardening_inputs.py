@@ -271,6 +271,40 @@ def test_inspect_lists_every_bad_record_warns_in_one_line_and_exits_3(tmp_path, 
     assert captured.err.splitlines() == [warning]
 
 
+def test_a_split_without_test_scans_trains_but_evaluating_its_test_set_names_the_split(tmp_path, model_file):
+    data = tmp_path / "data"
+    for folder in ("images", "masks"):
+        (data / folder).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(4):  # unrelated scans: no near-duplicates
+        write_image(data / "images" / f"case{index}.png", rng.integers(0, 256, SHAPE, dtype=np.uint8))
+        write_image(data / "masks" / f"case{index}.png", gray(255))
+    split = tmp_path / "split.json"
+    made = run_cli(["split", "--data", str(data), "--out", str(split), "--test", "0", "--validation", "1"])
+    assert made.code == 0 and made.stdout == f"{split}: 3 train, 1 validation, 0 test\n"
+
+    evaluate = ["evaluate", "--model", str(model_file), "--data", str(data), "--split", str(split)]
+    refused = run_cli(evaluate)
+    assert refused.code == 2
+    assert refused.stderr.splitlines() == [
+        f"rdanet-gan evaluate: error: {split}: lists no test scans to evaluate (choose another --subset)"
+    ]
+    assert run_cli(evaluate + ["--subset", "validation"]).code == 0
+
+
+def test_a_split_naming_a_scan_the_dataset_lacks_is_one_line_naming_the_split(tmp_path, model_file):
+    for folder in ("images", "masks"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        write_image(tmp_path / "data" / folder / "case0.png", gray(200))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": [], "validation": [], "test": ["images/case0.png", "images/case9.png"]}))
+    result = run_cli(["evaluate", "--model", str(model_file), "--data", str(tmp_path / "data"), "--split", str(split)])
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"rdanet-gan evaluate: error: {split}: names 'images/case9.png', which is not a scan of the dataset"
+    ]
+
+
 def test_evaluate_refuses_a_split_with_a_bad_scan_in_one_line(tmp_path, model_file, capsys):
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()

@@ -260,6 +260,32 @@ def test_rerunning_into_an_output_folder_inside_the_inputs_does_not_segment_outp
     assert capsys.readouterr().out.count("lesion in") == 2  # one scan, twice
 
 
+def test_rerunning_into_the_input_folder_does_not_segment_its_overlays(tmp_path, model_file, capsys):
+    scans = tmp_path / "scans"
+    write_scan(scans / "a.png")
+    write_scan(scans / "b.png")
+    argv = ["segment", str(scans), "--model", str(model_file), "--overlay"]
+    assert main(argv + ["--out", str(scans)]) == 0
+    first = digests(scans)
+    assert sorted(first) == ["a.png", "a_mask.png", "a_overlay.png", "b.png", "b_mask.png", "b_overlay.png"]
+    capsys.readouterr()
+
+    # Again into the input folder: the overlays are no scans, and the first run's masks stay as they are.
+    assert main(argv + ["--out", str(scans), "--overwrite"]) == 2
+    refusal = "is an input or was in the input folder, and is never replaced; choose another --out"
+    assert capsys.readouterr().err.splitlines() == [
+        f"rdanet-gan segment: skipped {scans / 'a_mask.png'}: {refusal}",
+        f"rdanet-gan segment: skipped {scans / 'b_mask.png'}: {refusal}",
+        "rdanet-gan segment: error: no input could be segmented",
+    ]
+    assert digests(scans) == first
+
+    out = tmp_path / "masks"
+    assert main(argv + ["--out", str(out)]) == 0
+    assert capsys.readouterr().out.count("lesion in") == 2  # a.png and b.png only
+    assert sorted(p.name for p in out.iterdir()) == ["a_mask.png", "a_overlay.png", "b_mask.png", "b_overlay.png"]
+
+
 def test_evaluate_writes_nothing_into_the_dataset(tmp_path, model_file, capsys):
     for index in range(4):
         write_scan(tmp_path / "data" / "images" / f"case{index}.png")

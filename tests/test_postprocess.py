@@ -94,6 +94,8 @@ def test_presence_level_empties_scans_whose_peak_stays_below_it():
     assert InferenceSettings().mask(probability).sum() == 16
     assert InferenceSettings(presence=0.8).mask(probability).sum() == 16  # reached: kept
     assert not InferenceSettings(presence=0.9).mask(probability).any()
+    # A map resized from the network's size is judged by its peak there (resizing can lower it).
+    assert InferenceSettings(presence=0.9).mask(probability, peak=0.95).sum() == 16
     assert InferenceSettings(presence=0.9).describe() == "threshold 0.50, a lesion only where the peak probability reaches 0.9"
 
 

@@ -15,8 +15,10 @@ from medpy.metric import binary as medpy_binary
 from skimage.transform import resize
 from sklearn.metrics import f1_score
 
+from rdanet_gan.data import ArraySet
 from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation import report
+from rdanet_gan.evaluation.evaluate import evaluate_model, score_probability_maps
 from rdanet_gan.evaluation.metrics import METRIC_NAMES
 from rdanet_gan.evaluation.scoring import (
     Evaluation,
@@ -101,6 +103,17 @@ def test_bad_inputs_name_the_image(two_images):
         score_predictions([preds[0] * 0.7, preds[1]], truths, ids=["big", "small"])
     with pytest.raises(ValueError, match="differ in number"):
         score_predictions(preds, truths[:1])
+
+
+def test_no_images_is_refused_rather_than_scored_perfect():
+    with pytest.raises(ValueError, match="no images to score"):
+        score_predictions([], [])
+    with pytest.raises(ValueError, match="no images to score"):
+        score_probability_maps([], [])
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(1, 1, activation="sigmoid")])
+    empty = ArraySet(np.zeros((0, 8, 8, 1), np.float32), np.zeros((0, 8, 8, 1), np.float32), [], [])
+    with pytest.raises(ValueError, match="no scans to evaluate"):  # not a crash inside model.predict
+        evaluate_model(model, empty)
 
 
 def test_json_and_csv_files(tmp_path, two_images):

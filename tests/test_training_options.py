@@ -1,5 +1,5 @@
-"""Training options beyond the paper: deep supervision, the plateau schedule and re-estimated BatchNorm
-statistics, end to end on phantoms."""
+"""Training options beyond the paper: deep supervision, the plateau schedule (and its resume) and
+re-estimated BatchNorm statistics, end to end on phantoms."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rdanet_gan.data import prepare_data
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.training import DeeplySupervised, TrainConfig, train
 from rdanet_gan.training.batchnorm import reestimate_batchnorm
+from rdanet_gan.training.callbacks import MetricsLogger, ResumablePlateau
 from rdanet_gan.training.trainer import build_segmenter
 
 SIZE = 32
@@ -51,6 +52,44 @@ def test_plateau_schedule_puts_the_learning_rate_under_a_callback(tmp_path, phan
     """ReduceLROnPlateau logs the rate it controls (a constant-rate run's log has no such column)."""
     plateau = train(tiny("unet", epochs=1, lr_schedule="plateau"), tmp_path / "plateau", data=phantoms, verbose=0)
     assert plateau.history[-1]["learning_rate"] == pytest.approx(1e-4)
+
+
+def _rates_under_plateau(callback, log, val_dice, epochs, learning_rate=1e-3):
+    """Drive ``callback`` (and its log) by hand over ``epochs``; the learning rate after each."""
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
+    callback.set_model(model)
+    callback.on_train_begin()
+    rates = []
+    for epoch in epochs:
+        for step in (log, callback):
+            step.on_epoch_begin(epoch)
+        for step in (callback, log):
+            step.on_epoch_end(epoch, {"val_dice": val_dice[epoch]})
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+    return rates
+
+
+def test_the_plateau_schedule_halves_a_resumed_run_when_an_uninterrupted_one_would(tmp_path):
+    # Patience 2: the Dice peaks in epoch 2, so the rate halves after epochs 4 and 6.
+    val_dice = [0.5, 0.6, 0.55, 0.58, 0.57, 0.56]
+    options = {"monitor": "val_dice", "mode": "max", "factor": 0.5, "patience": 2, "min_lr": 1e-6}
+
+    def plateau(name, kind=ResumablePlateau):
+        log = MetricsLogger(tmp_path / f"{name}.csv", tmp_path / f"{name}.json")
+        return (kind(log, 1e-3, **options) if kind is ResumablePlateau else kind(**options)), log
+
+    uninterrupted = _rates_under_plateau(*plateau("whole"), val_dice, range(6))
+    assert uninterrupted == pytest.approx([1e-3] * 3 + [5e-4] * 2 + [2.5e-4])
+    # Killed after epoch 3; BackupAndRestore brings back the weights and the rate, but not the counters.
+    killed = _rates_under_plateau(*plateau("resumed"), val_dice, range(3))
+    resumed = _rates_under_plateau(*plateau("resumed"), val_dice, range(3, 6), learning_rate=killed[-1])
+    assert killed + resumed == pytest.approx(uninterrupted)
+    forgetful = _rates_under_plateau(
+        *plateau("forgetful", keras.callbacks.ReduceLROnPlateau), val_dice, range(3, 6), learning_rate=killed[-1]
+    )
+    assert forgetful != pytest.approx(uninterrupted[3:])  # Keras's own callback starts counting again
 
 
 def _moving_statistics(model: keras.Model) -> list[np.ndarray]:

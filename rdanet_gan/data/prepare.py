@@ -49,10 +49,12 @@ def prepare_data(
     split dict, or ``None`` to make one from ``seed`` (stratified,
     near-duplicates kept together, the paper's held-out fractions).
     ``include_normal_test`` adds BUSI's normal scans to the test set, to
-    measure false positives on lesion-free scans.
+    measure false positives on lesion-free scans. A case id the dataset folder
+    does not hold is a DataError naming the split file (when ``split`` is one).
     """
-    if isinstance(split, (str, os.PathLike)):
-        split = load_split(split)
+    split_file = split if isinstance(split, (str, os.PathLike)) else None
+    if split_file is not None:
+        split = load_split(split_file)
     elif split is not None:
         split = check_split(split)
     if isinstance(data, str) and data == PHANTOM:
@@ -82,7 +84,7 @@ def prepare_data(
         ]
         split = {**split, "test": split["test"] + normal}
     arrays = {
-        key: load_arrays(select(records, split[key]), image_size, verbose=verbose) for key in SPLIT_KEYS
+        key: load_arrays(select(records, split[key], split_file), image_size, verbose=verbose) for key in SPLIT_KEYS
     }
     return DataSplits(**arrays, split=split, root=root)
 

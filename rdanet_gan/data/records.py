@@ -14,6 +14,7 @@ Scanning never decodes a pixel: it only checks that the files pair up.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -127,21 +128,34 @@ def find_records(
     return scan.records
 
 
-def select(records: Sequence[Record], case_ids: Iterable[str]) -> list[Record]:
-    """The records named by ``case_ids``, in that order."""
+def select(
+    records: Sequence[Record], case_ids: Iterable[str], split_file: str | os.PathLike | None = None
+) -> list[Record]:
+    """The records named by ``case_ids``, in that order; an unknown one is a DataError naming ``split_file``."""
     by_case_id = {record.case_id: record for record in records}
     selected = []
     for case_id in case_ids:
         if case_id not in by_case_id:
-            raise DataError(case_id, "named by the split but not found in the dataset")
+            if split_file is None:
+                raise DataError(case_id, "named by the split but not found in the dataset")
+            raise DataError(split_file, f"names '{case_id}', which is not a scan of the dataset")
         selected.append(by_case_id[case_id])
     return selected
 
 
-def warn_skipped(problems: Sequence[DataError]) -> None:
-    """Warn once about every skipped record, one problem per line."""
-    lines = "\n  ".join(str(problem) for problem in problems)
-    warnings.warn(f"skipped {len(problems)} bad record(s):\n  {lines}", stacklevel=3)
+def warn_skipped(problems: Sequence[DataError], shown: int = 3) -> None:
+    """Warn in one line about the skipped records: their folder, count and the first ``shown`` problems."""
+    paths = [os.path.abspath(problem.path) for problem in problems]
+    folder = os.path.commonpath([os.path.dirname(path) for path in paths])
+    listed = "; ".join(
+        f"{os.path.relpath(path, folder)} ({problem.problem})" for path, problem in zip(paths[:shown], problems)
+    )
+    more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
+    noun = "record" if len(problems) == 1 else "records"
+    warnings.warn(
+        f"skipped {len(problems)} bad {noun} in {folder}: {listed}{more} (rdanet-gan inspect lists them all)",
+        stacklevel=3,
+    )
 
 
 def _existing_folder(root: str | Path) -> Path:

@@ -60,9 +60,9 @@ def make_split(
     case_ids = [record.case_id for record in records]
     labels = [record.label for record in records]
     units = _shuffled_units(signatures, case_ids, duplicate_threshold, seed)
-    test = _fill(units, n_test, _label_targets(labels, n_test), labels)
+    test = _fill(units, n_test, _label_targets(labels, n_test), labels, root)
     units = [unit for unit in units if unit not in test]
-    validation = _fill(units, n_validation, _label_targets(labels, n_validation), labels)
+    validation = _fill(units, n_validation, _label_targets(labels, n_validation), labels, root)
     train = {unit for unit in units if unit not in validation}
     return {
         key: sorted((case_ids[index] for unit in chosen for index in unit), key=natural_key)
@@ -89,21 +89,25 @@ def add_lesion_free(
     :func:`~rdanet_gan.data.prepare.load_normal_scans`), so at least one
     stays out. Whole near-duplicate groups move together, chosen by
     ``seed``; the lesion scans' lists are unchanged, so scores stay
-    comparable with the split's other models.
+    comparable with the split's other models. Errors name the dataset
+    folder of the records.
     """
     if side not in ("train", "validation"):
         raise ValueError(f"side must be 'train' or 'validation', not {side!r}")
+    if not records:
+        raise ValueError("no lesion-free records to add")
+    root = _dataset_folder(records[0])
     listed = {case_id for case_ids in split.values() for case_id in case_ids}
     records = [record for record in records if record.case_id not in listed]
     if not 0 <= count < len(records):
         raise DataError(
-            "split",
+            root,
             f"cannot add {count} of {len(records)} unlisted lesion-free scans to {side} and keep some to count false alarms",
         )
     case_ids = [record.case_id for record in records]
     units = _shuffled_units(read_signatures(records), case_ids, duplicate_threshold, seed)
     labels = [record.label for record in records]
-    chosen = _fill(units, count, _label_targets(labels, count), labels)
+    chosen = _fill(units, count, _label_targets(labels, count), labels, root)
     added = [case_ids[index] for unit in chosen for index in unit]
     return {**split, side: sorted(split[side] + added, key=natural_key)}
 
@@ -145,6 +149,11 @@ def check_split(split: object, source: str | os.PathLike = "split") -> dict[str,
     return {key: list(split[key]) for key in SPLIT_KEYS}
 
 
+def _dataset_folder(record: Record) -> Path:
+    """The dataset folder of ``record``: its image path less its case id."""
+    return record.image.parents[record.case_id.count("/")]
+
+
 def _units(groups: list[list[int]], case_ids: list[str]) -> list[tuple[int, ...]]:
     """Near-duplicate groups plus singletons, in an order that depends on the case ids only."""
     grouped = {index for group in groups for index in group}
@@ -173,9 +182,12 @@ def _label_targets(labels: list[str], total: int) -> Counter:
 
 
 def _fill(
-    units: list[tuple[int, ...]], total: int, targets: Counter, labels: list[str]
+    units: list[tuple[int, ...]], total: int, targets: Counter, labels: list[str], root: Path
 ) -> set[tuple[int, ...]]:
-    """Take units in order until exactly ``total`` scans: first within the label targets, then any."""
+    """Take units in order until exactly ``total`` scans: first within the label targets, then any.
+
+    Too large near-duplicate groups are a DataError naming the dataset folder ``root``.
+    """
     chosen: set[tuple[int, ...]] = set()
     taken: Counter = Counter()
     for respect_labels in (True, False):
@@ -187,5 +199,5 @@ def _fill(
                 chosen.add(unit)
                 taken.update(needed)
     if taken.total() != total:
-        raise DataError("split", f"near-duplicate groups are too large to hold out exactly {total} scans")
+        raise DataError(root, f"near-duplicate groups are too large to hold out exactly {total} scans")
     return chosen

@@ -29,8 +29,10 @@ def evaluate_model(
     original mask: what a clinician would see. ``flip_tta`` averages the
     prediction with that of the mirrored scan; ``postprocess`` keeps the
     largest lesion region and fills its holes; ``presence`` empties the mask
-    of a scan whose peak probability stays below it.
+    of a scan whose peak probability stays below it. No scans is a ValueError.
     """
+    if not len(data):
+        raise ValueError("no scans to evaluate")
     if flip_tta:
         probabilities = predict_with_flips(model, data.images, batch_size=batch_size)[..., 0]
     else:

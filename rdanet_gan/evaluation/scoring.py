@@ -122,6 +122,7 @@ def score_predictions(
 
     Raises:
         DataError: naming the image whose masks do not fit together.
+        ValueError: with no images, or unequal numbers of each input.
     """
     ids = [str(index) for index in range(len(true_masks))] if ids is None else [str(name) for name in ids]
     lengths = {len(pred_masks), len(true_masks), len(ids)}
@@ -129,6 +130,8 @@ def score_predictions(
         lengths.add(len(probabilities))
     if len(lengths) != 1:
         raise ValueError(f"predictions, masks, ids and probabilities differ in number: {sorted(lengths)}")
+    if not ids:
+        raise ValueError("no images to score: the metrics of an empty set are undefined")
 
     rows, counts = [], []
     total_intersection = total_sum = 0.0

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import keras
 
+from rdanet_gan.models.blocks import check_input_shape
 from rdanet_gan.models.complexity import count_flops
 from rdanet_gan.models.critic import build_critic
-from rdanet_gan.models.rdau_net import build_rdau_net
-from rdanet_gan.models.segnet import PoolingSwitches, build_segnet
+from rdanet_gan.models.rdau_net import ENCODER_MULTIPLIERS, build_rdau_net
+from rdanet_gan.models.segnet import VGG16_STAGES, PoolingSwitches, build_segnet
 from rdanet_gan.models.unet import build_unet
 
 BUILDERS = {
@@ -21,6 +22,14 @@ BUILDERS = {
     "critic": build_critic,
 }
 """Model name → builder; the names the command line and configuration files use."""
+
+DOWNSAMPLINGS = {"rdau-net": len(ENCODER_MULTIPLIERS) - 1, "unet": 4, "segnet": len(VGG16_STAGES), "critic": 5}
+"""How often each network halves its input, as built by default: the input size must be a multiple of 2**n."""
+
+
+def check_input_size(name: str, size: int) -> None:
+    """Raise ``ValueError`` unless network ``name`` takes ``size``×``size`` scans (before building anything)."""
+    check_input_shape((size, size, 1), DOWNSAMPLINGS[name], name)
 
 
 def build_model(name: str, **options) -> keras.Model:
@@ -32,11 +41,13 @@ def build_model(name: str, **options) -> keras.Model:
 
 __all__ = [
     "BUILDERS",
+    "DOWNSAMPLINGS",
     "PoolingSwitches",
     "build_critic",
     "build_model",
     "build_rdau_net",
     "build_segnet",
     "build_unet",
+    "check_input_size",
     "count_flops",
 ]

@@ -1,4 +1,5 @@
-"""Training callbacks: per-epoch metric logs, best checkpoint, divergence guard, epoch seed.
+"""Training callbacks: per-epoch metric logs, best checkpoint, divergence guard, epoch seed,
+and a learning-rate plateau that survives a resume.
 
 Each writes atomically and survives a resume: a run killed at any moment and
 restarted by ``BackupAndRestore`` keeps one row per epoch and its best model.
@@ -128,3 +129,38 @@ class StopOnNonFinite(keras.callbacks.Callback):
                     f"epoch {self.epoch + 1}, step {batch + 1}: loss term {term!r} became {float(value)}; "
                     "stopped, the last good checkpoint is kept"
                 )
+
+
+class ResumablePlateau(keras.callbacks.ReduceLROnPlateau):
+    """``ReduceLROnPlateau`` whose patience survives a resume.
+
+    ``BackupAndRestore`` restores the learning rate but not the callback's
+    counters (best value, epochs waited, cooldown), which Keras resets at the
+    start of every ``fit``. At the first epoch of a resumed fit they are
+    replayed from the run's log, starting from ``initial_learning_rate``, so the
+    rate is halved when an uninterrupted run would halve it.
+    """
+
+    def __init__(self, log: MetricsLogger, initial_learning_rate: float, **kwargs):
+        super().__init__(**kwargs)
+        self.log = log
+        self.initial_learning_rate = initial_learning_rate
+        self.replayed = False
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.replayed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.replayed:
+            return
+        self.replayed = True
+        finished = [self.log.rows[e] for e in sorted(self.log.rows) if e <= epoch]  # rows are 1-based
+        if not finished:
+            return
+        optimizer, verbose = self.model.optimizer, self.verbose
+        restored = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        optimizer.learning_rate, self.verbose = self.initial_learning_rate, 0
+        for row in finished:
+            super().on_epoch_end(row["epoch"] - 1, {self.monitor: row[self.monitor]})
+        optimizer.learning_rate, self.verbose = restored, verbose

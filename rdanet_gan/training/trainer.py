@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,15 @@ from rdanet_gan.evaluation.metrics import dice
 from rdanet_gan.fileio import atomic_path, write_json
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
-from rdanet_gan.models import build_model
+from rdanet_gan.models import build_model, check_input_size
 from rdanet_gan.training.batchnorm import reestimate_batchnorm
-from rdanet_gan.training.callbacks import BestModelCheckpoint, EpochSeed, MetricsLogger, StopOnNonFinite
+from rdanet_gan.training.callbacks import (
+    BestModelCheckpoint,
+    EpochSeed,
+    MetricsLogger,
+    ResumablePlateau,
+    StopOnNonFinite,
+)
 from rdanet_gan.training.deep_supervision import DeeplySupervised
 from rdanet_gan.training.gan import RDANetGAN
 from rdanet_gan.training.losses import DiceBCELoss
@@ -120,6 +127,10 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.lr_schedule == "plateau" and self.model == "rdanet-gan":
             raise ValueError("lr_schedule 'plateau' applies to the supervised models; use constant or cosine for the GAN")
+        for network in (segmenter_name(self.model), *(("critic",) if self.model == "rdanet-gan" else ())):
+            check_input_size(network, self.image_size)
+        if self.norm and self.model == "segnet":
+            raise ValueError("SegNet is defined with batch normalisation; norm applies to rdau-net and unet")
         if self.deep_supervision and self.model in ("rdanet-gan", "segnet"):
             raise ValueError("deep_supervision applies to rdau-net and unet (the GAN inherits it through init_generator)")
         if self.recipe is not None and self.recipe not in RECIPES:
@@ -164,33 +175,41 @@ def build_segmenter(config: TrainConfig) -> keras.Model:
     if config.base_width:
         options["base_width"] = config.base_width
     if config.norm:
-        if segmenter_name(config.model) == "segnet":
-            raise ValueError("SegNet is defined with batch normalisation; norm applies to rdau-net and unet")
         options["norm"] = config.norm
     return build_model(segmenter_name(config.model), **options)
 
 
 def build_critic(config: TrainConfig) -> keras.Model:
+    """The Wasserstein critic of ``config``: image and mask in, one score out."""
     options: dict = {"input_shape": (config.image_size, config.image_size, 2)}
     if config.base_width:
         options["base_width"] = config.base_width
     return build_model("critic", **options)
 
 
-def learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    """The optimizers' learning rate: constant (the paper's), or warm-up then cosine decay.
+def learning_rate(config: TrainConfig, steps_per_epoch: float) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """An optimizer's learning rate: constant (the paper's), or warm-up then cosine decay.
 
-    ``steps_per_epoch`` counts one optimizer's steps (sigma for each GAN player).
+    ``steps_per_epoch`` counts that optimizer's own steps (see :func:`player_steps` for the GAN's).
     """
     if config.lr_schedule in ("constant", "plateau"):  # plateau: a callback lowers the rate
         return config.learning_rate
-    warmup = config.warmup_epochs * steps_per_epoch
+    warmup = round(config.warmup_epochs * steps_per_epoch)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else config.learning_rate,
-        decay_steps=max(1, (config.epochs - config.warmup_epochs) * steps_per_epoch),
+        decay_steps=max(1, round((config.epochs - config.warmup_epochs) * steps_per_epoch)),
         warmup_target=config.learning_rate if warmup else None,
         warmup_steps=warmup,
     )
+
+
+def player_steps(config: TrainConfig, batches: int) -> tuple[float, float]:
+    """Critic and generator steps per epoch of ``batches`` batches: sigma each in Algorithm 1's
+    epoch schedule; ``n_critic`` of every ``n_critic + 1`` steps for the critic when interleaved."""
+    if config.schedule == "epoch":
+        return float(batches), float(batches)
+    cycle = config.n_critic + 1
+    return batches * config.n_critic / cycle, batches / cycle
 
 
 def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int = 1) -> tuple[keras.Model, keras.Model]:
@@ -207,11 +226,20 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
         return model, segmenter
     generator = build_segmenter(config)
     if config.init_generator:
-        generator.set_weights(load_segmenter(config.init_generator).get_weights())
+        initial = load_segmenter(config.init_generator)
+        try:
+            generator.set_weights(initial.get_weights())
+        except ValueError:
+            raise DataError(
+                config.init_generator,
+                f"its {initial.name} network does not fit this generator ({generator.count_params():,} parameters "
+                f"against {initial.count_params():,}); pass the --base-width and --image-size it was trained with",
+            ) from None
     gan = RDANetGAN(generator, build_critic(config), schedule=config.schedule, n_critic=config.n_critic, seed=config.seed)
+    critic_steps, generator_steps = player_steps(config, steps_per_epoch)
     gan.compile(
-        g_optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
-        d_optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
+        g_optimizer=keras.optimizers.Adam(learning_rate(config, generator_steps)),
+        d_optimizer=keras.optimizers.Adam(learning_rate(config, critic_steps)),
         adversarial_weight=config.adversarial_weight,
         segmentation_weight=config.segmentation_weight,
         gp_weight=config.gp_weight,
@@ -255,15 +283,31 @@ def run_finished(run_dir: str | Path, epochs: int) -> bool:
     return summary.exists() and json.loads(summary.read_text())["epochs"] >= epochs
 
 
+RUN_FILES = ("split.json", "log.csv", "log.json", "best.json", "best.keras", "final.keras", "backup")
+"""What a run writes into its folder besides ``config.json``: a fresh run refuses a folder holding any."""
+RESUME_OVERRIDES = ("epochs", "data")
+"""Settings a resume takes from the caller: more epochs, or the dataset at a new place (same split)."""
+
+
 def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> TrainConfig:
     config_path = run_dir / "config.json"
     if config_path.exists():
         if not resume:
             raise RdanetError(f"{run_dir}: holds a run already; pass --resume to continue it, or choose another --out")
         stored = TrainConfig.from_json(config_path)
-        return dataclasses.replace(stored, epochs=config.epochs)  # a resume may extend the run
+        ignored = [
+            f"{field.name} {getattr(config, field.name)!r} (the run's: {getattr(stored, field.name)!r})"
+            for field in dataclasses.fields(TrainConfig)
+            if field.name not in RESUME_OVERRIDES and getattr(config, field.name) != getattr(stored, field.name)
+        ]
+        if ignored:
+            warnings.warn(f"{config_path}: a resumed run keeps its settings; ignored: {'; '.join(ignored)}", stacklevel=3)
+        return dataclasses.replace(stored, **{name: getattr(config, name) for name in RESUME_OVERRIDES})
     if resume:
         raise RdanetError(f"{run_dir}: no run to resume (no config.json)")
+    leftovers = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if leftovers:
+        raise RdanetError(f"{run_dir}: holds {', '.join(leftovers)} but no config.json; remove them or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
     return config
 
@@ -303,8 +347,6 @@ def train(
             config.split or config.data,
             "a false-alarm target needs lesion-free validation scans (rdanet-gan split --validation-normal N)",
         )
-    if not split_path.exists():
-        save_split(data.split, split_path)
 
     with tf.device("/CPU:0"):  # read by the tf.data pipeline, which runs on the host
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -326,6 +368,8 @@ def train(
             "machine": describe_machine(),
         },
     )
+    if not split_path.exists():  # after config.json: a run that fails to start leaves no split behind
+        save_split(data.split, split_path)
 
     logger = MetricsLogger(run_dir / "log.csv", run_dir / "log.json")
     run_callbacks = [
@@ -338,7 +382,8 @@ def train(
         *(callbacks or []),
     ]
     if config.lr_schedule == "plateau":
-        run_callbacks.insert(2, keras.callbacks.ReduceLROnPlateau(monitor="val_dice", mode="max", verbose=1, **PLATEAU))
+        plateau = ResumablePlateau(logger, config.learning_rate, monitor="val_dice", mode="max", verbose=1, **PLATEAU)
+        run_callbacks.insert(2, plateau)
     started = time.perf_counter()
     model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=run_callbacks, verbose=verbose, shuffle=False
