@@ -348,8 +348,15 @@ def test_evaluate_normal_without_lesion_free_scans_is_one_line(trained_run, phan
     assert code == 2 and "holds no lesion-free scans" in err and len(err.strip().splitlines()) == 1
 
 
-def test_reproduce_refuses_settings_a_row_cannot_take_before_training(tmp_path, capsys):
-    argv = ["reproduce", "--data", "phantom", "--out", str(tmp_path / "out"), "--deep-supervision"]
-    code, _, err = run(argv, capsys)
-    assert code == 2 and "deep_supervision applies to rdau-net and unet" in err and len(err.strip().splitlines()) == 1
+@pytest.mark.parametrize(
+    ("option", "why"),
+    [
+        (["--deep-supervision"], "deep_supervision applies to rdau-net and unet"),
+        (["--norm", "group"], "SegNet is defined with batch normalisation"),
+        (["--image-size", "48"], "rdau-net: input height and width must be multiples of 32"),
+    ],
+)
+def test_reproduce_refuses_settings_a_row_cannot_take_before_training(option, why, tmp_path, capsys):
+    code, _, err = run(["reproduce", "--data", "phantom", "--out", str(tmp_path / "out"), *option], capsys)
+    assert code == 2 and why in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

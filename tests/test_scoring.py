@@ -221,3 +221,14 @@ def test_table1_csv():
     assert float(rows[4]["mean_iou_percent"]) == 80.67
     with pytest.raises(ValueError, match="distance units"):
         report.table1_csv({"a": _evaluation("px"), "b": _evaluation("mm")})
+
+
+def test_the_presence_level_judges_resized_maps_by_their_peak_at_the_network_size():
+    # Bilinear resizing can lower a map's peak: a level chosen at 128x128 must not empty the same scan
+    # at its own size.
+    resized = np.zeros((8, 8), np.float32)
+    resized[2:6, 2:6] = 0.8
+    truth = resized > 0
+    kept = score_probability_maps([resized], [truth], presence=0.9, peaks=[0.95])
+    dropped = score_probability_maps([resized], [truth], presence=0.9)
+    assert kept.per_image[0]["pred_pixels"] == 16 and dropped.per_image[0]["pred_pixels"] == 0

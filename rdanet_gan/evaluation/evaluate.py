@@ -46,8 +46,9 @@ def evaluate_model(
     else:
         truths = [mask[..., 0] > 0.5 for mask in data.masks]
         maps = list(probabilities)
+    peaks = [float(p.max()) for p in probabilities]  # at the network's size, where the presence level was chosen
     return score_probability_maps(
-        maps, truths, ids=ids, threshold=threshold, postprocess=postprocess, presence=presence
+        maps, truths, ids=ids, threshold=threshold, postprocess=postprocess, presence=presence, peaks=peaks
     )
 
 
@@ -58,12 +59,15 @@ def score_probability_maps(
     threshold: float = 0.5,
     postprocess: bool = False,
     presence: float = 0.0,
+    peaks: list[float] | None = None,
 ) -> Evaluation:
     """Score lesion probability maps against their masks, each made a mask as
-    :meth:`~rdanet_gan.postprocess.InferenceSettings.mask` does; one prediction serves several
-    settings this way (see ``calibration``)."""
+    :meth:`~rdanet_gan.postprocess.InferenceSettings.mask` does (``peaks``: the maps' peaks at the
+    network's size, for maps resized from there); one prediction serves several settings this way
+    (see ``calibration``)."""
     settings = InferenceSettings(threshold, postprocess=postprocess, presence=presence)
-    predictions = [settings.mask(p) for p in maps]
+    peaks = peaks or [None] * len(maps)
+    predictions = [settings.mask(p, peak) for p, peak in zip(maps, peaks)]
     return score_predictions(predictions, truths, ids=ids, probabilities=[np.asarray(p) for p in maps])
 
 
