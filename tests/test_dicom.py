@@ -15,7 +15,7 @@ from rdanet_gan.errors import DataError
 from rdanet_gan.inference import read_scan
 
 
-def write_dicom(path, pixels: np.ndarray, spacing: tuple[float, float] | None) -> None:
+def write_dicom(path, pixels: np.ndarray, spacing: tuple[float, float] | None, bits: int = 16, photometric: str = "MONOCHROME2") -> None:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"  # ultrasound image storage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -23,12 +23,16 @@ def write_dicom(path, pixels: np.ndarray, spacing: tuple[float, float] | None) -
     dataset = pydicom.Dataset()
     dataset.file_meta = meta
     dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    dataset.Rows, dataset.Columns = pixels.shape
-    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 16, 16, 15, 0
+    dataset.Rows, dataset.Columns = pixels.shape[:2]
+    colour = pixels.ndim == 3
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = (3, "RGB") if colour else (1, photometric)
+    if colour:
+        dataset.PlanarConfiguration = 0
+    allocated = 8 if colour else 16
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = allocated, bits, bits - 1, 0
     if spacing:
         dataset.PixelSpacing = list(spacing)
-    dataset.PixelData = pixels.astype(np.uint16).tobytes()
+    dataset.PixelData = pixels.astype(np.uint8 if colour else np.uint16).tobytes()
     dataset.save_as(path, enforce_file_format=True)
 
 
@@ -37,10 +41,23 @@ def test_dicom_pixels_are_scaled_to_unit_range_with_their_spacing(tmp_path):
     write_dicom(tmp_path / "scan.dcm", pixels, spacing=(0.1, 0.2))
     image, spacing = read_dicom(tmp_path / "scan.dcm")
     assert image.shape == (12, 16) and image.dtype == np.float32
-    assert image.min() == 0.0 and image.max() == 1.0
-    np.testing.assert_allclose(image, pixels / pixels.max(), atol=1e-6)
+    np.testing.assert_allclose(image, pixels / 65535, atol=1e-6)  # as a 16-bit PNG: by the full range
     assert spacing == pytest.approx((0.1, 0.2))
     np.testing.assert_array_equal(read_scan(tmp_path / "scan.dcm"), image)
+
+
+def test_dicom_intensities_follow_stored_bits_photometry_and_luminance(tmp_path):
+    import cv2
+
+    pixels = np.arange(12 * 16, dtype=np.uint16).reshape(12, 16) * 20
+    write_dicom(tmp_path / "12bit.dcm", pixels, None, bits=12)
+    np.testing.assert_allclose(read_dicom(tmp_path / "12bit.dcm")[0], pixels / 4095, atol=1e-6)
+    write_dicom(tmp_path / "inverted.dcm", pixels, None, bits=12, photometric="MONOCHROME1")
+    np.testing.assert_allclose(read_dicom(tmp_path / "inverted.dcm")[0], 1 - pixels / 4095, atol=1e-6)
+    rgb = np.random.default_rng(0).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    write_dicom(tmp_path / "colour.dcm", rgb, None, bits=8)
+    cv2.imwrite(str(tmp_path / "colour.png"), rgb[..., ::-1])  # OpenCV writes BGR
+    np.testing.assert_allclose(read_dicom(tmp_path / "colour.dcm")[0], read_scan(tmp_path / "colour.png"), atol=1 / 255)
 
 
 def test_dicom_without_spacing_and_a_bad_dicom(tmp_path):

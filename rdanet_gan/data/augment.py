@@ -29,7 +29,7 @@ MAX_CROP_ZOOM = 1.4  # a random crop keeps 1/1.4 to all of the field of view
 
 @dataclass
 class Augmentation:
-    """Which augmentations the training pipeline applies (all on by default).
+    """Which augmentations the training pipeline applies (by default the ``standard`` preset's four).
 
     ``flip`` is horizontal only: the probe's left and right are symmetric, but
     a vertical flip would put the posterior acoustic shadow above the lesion,

@@ -9,9 +9,17 @@ import numpy as np
 from rdanet_gan.data.decode import MAX_PIXELS_VARIABLE, max_pixels
 from rdanet_gan.errors import DataError
 
+LUMINANCE = np.array([0.299, 0.587, 0.114], np.float32)
+"""RGB → gray weights (ITU-R BT.601), those of OpenCV's conversion for the other image formats."""
+
 
 def read_dicom(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """A single-frame DICOM as float32 gray in [0, 1], and its pixel spacing in mm (row, column) if known."""
+    """A single-frame DICOM as float32 gray in [0, 1], and its pixel spacing in mm (row, column) if known.
+
+    Pixels are scaled by the full range of their stored bits, as 8- and 16-bit
+    PNGs are by 255 and 65535, so a scan reaches the network with the same
+    intensities whichever format it came in; colour becomes gray by luminance.
+    """
     try:
         import pydicom
     except ImportError:
@@ -33,11 +41,13 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None
     except Exception as error:  # noqa: BLE001 - pydicom raises many types for bad files
         raise DataError(path, f"not a readable DICOM file ({type(error).__name__})") from None
     if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
-        pixels = pixels[..., :3].mean(axis=-1)
+        pixels = pixels[..., :3] @ LUMINANCE
     if pixels.ndim != 2:
         raise DataError(path, f"only single-frame DICOM is supported (pixel array of shape {pixels.shape})")
-    low, high = float(pixels.min()), float(pixels.max())
-    image = (pixels - low) / (high - low) if high > low else np.zeros_like(pixels)
+    bits = int(dataset.get("BitsStored") or 8)
+    image = np.clip(pixels / float(2**bits - 1), 0.0, 1.0).astype(np.float32)
+    if dataset.get("PhotometricInterpretation") == "MONOCHROME1":  # 0 is white
+        image = 1.0 - image
     spacing = None
     for tag in ("PixelSpacing", "ImagerPixelSpacing"):
         if tag in dataset:

@@ -72,9 +72,10 @@ Columns, with TP/FP/FN/TN the pixel counts of lesion (positive) and background:
 
 "Pooled" counts TP/FP/FN/TN over all pixels of all test images, then applies the formula;
 "per image" applies it to each image, then averages. A denominator of zero gives 1.0 when
-prediction and truth agree on every pixel and 0.0 otherwise. A pixel is predicted lesion
-where the network's probability is at least 0.5.
+prediction and truth agree on every pixel and 0.0 otherwise.
 """
+PLAIN_MASKS = "a pixel is predicted lesion where the network's probability is at least 0.5"
+"""How the masks were made, unless told otherwise (``inference`` of :func:`table1_markdown`)."""
 
 PAPER_NOTE = """\
 The paper's figures do not fit these definitions together: its F1 (66.16) differs from its
@@ -84,13 +85,19 @@ neither its aggregation nor its definitions; its M-IOU is listed here as M-IoU.
 """
 
 
-def table1_markdown(results: Mapping[str, Evaluation], include_paper: bool = True, reference: str | None = None) -> str:
+def table1_markdown(
+    results: Mapping[str, Evaluation],
+    include_paper: bool = True,
+    reference: str | None = None,
+    inference: str = PLAIN_MASKS,
+) -> str:
     """Table 1 as Markdown: pooled table (with the paper's rows), per-image table, the
     bootstrap intervals of each pooled Dice, footnotes.
 
     ``include_paper`` adds the paper's rows and a note on how its figures disagree.
     ``reference`` names a model of ``results`` to compare every other one with,
-    paired on the same test images.
+    paired on the same test images. ``inference`` says how the masks were made
+    (e.g. :meth:`~rdanet_gan.postprocess.InferenceSettings.describe`).
     """
     unit = _distance_unit(results)
     headers = ["Model", "Source", "Images", *(_header(title, unit) for _, title in COLUMNS)]
@@ -118,7 +125,7 @@ def table1_markdown(results: Mapping[str, Evaluation], include_paper: bool = Tru
             _markdown_table(headers, per_image_rows),
             "",
             *_uncertainty_lines(results, reference),
-            FOOTNOTES + ("\n" + PAPER_NOTE if include_paper else ""),
+            FOOTNOTES + f"Masks: {inference}.\n" + ("\n" + PAPER_NOTE if include_paper else ""),
         ]
     )
 

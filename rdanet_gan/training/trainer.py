@@ -73,7 +73,8 @@ class TrainConfig:
     """Everything that defines a training run; saved as the run's ``config.json``.
 
     Defaults are the paper's (128x128, batch 32, Adam 1e-4, 50 epochs) except
-    ``bn_momentum`` (0.9, not Keras's 0.99: see ``rdanet_gan.models``);
+    ``bn_momentum`` (0.9, not Keras's 0.99: see ``rdanet_gan.models``) and
+    ``augmentation`` (the ``default`` recipe's ``standard``; the paper flips only);
     ``bn_reestimate`` replaces the BatchNorm moving statistics of ``best`` and
     ``final`` with those of their own weights on the training scans
     (:func:`~rdanet_gan.training.batchnorm.reestimate_batchnorm`).
