@@ -174,17 +174,17 @@ def test_prepare_data_makes_saves_and_reloads_a_split(tmp_path):
     np.testing.assert_array_equal(reloaded.test.masks, data.test.masks)
 
 
-def test_prepare_data_can_add_normal_scans_to_the_test_set(tmp_path):
+def test_prepare_data_reads_the_normal_scans_a_split_lists(tmp_path):
     root = tmp_path / "busi"
     write_busi_phantoms(root, benign=14, malignant=8, size=48)
     (root / "normal").mkdir()
     cv2.imwrite(str(root / "normal" / "normal (1).png"), np.full((48, 48), 90, np.uint8))
     cv2.imwrite(str(root / "normal" / "normal (1)_mask.png"), np.zeros((48, 48), np.uint8))
     plain = prepare_data(root, image_size=32)
-    with_normal = prepare_data(root, image_size=32, include_normal_test=True)
-    assert with_normal.split["test"] == plain.split["test"] + ["normal/normal (1).png"]
+    split = {**plain.split, "test": plain.split["test"] + ["normal/normal (1).png"]}
+    with_normal = prepare_data(root, split, image_size=32)
+    assert with_normal.split == split and len(with_normal.test) == len(plain.test) + 1
     assert with_normal.test.masks[-1].sum() == 0
-    assert prepare_data(root, with_normal.split, image_size=32).split == with_normal.split
 
 
 def test_split_json_round_trip_and_overwrite_protection(tmp_path):

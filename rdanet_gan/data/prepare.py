@@ -39,7 +39,6 @@ def prepare_data(
     split: str | os.PathLike | dict | None = None,
     image_size: int = 128,
     seed: int = 0,
-    include_normal_test: bool = False,
     verbose: bool = False,
 ) -> DataSplits:
     """Decode ``data`` split into train, validation and test at ``image_size``.
@@ -47,10 +46,10 @@ def prepare_data(
     ``data`` is a dataset folder, or ``"phantom"`` for 64 generated phantoms
     (48 / 8 / 8, named ``phantom/000`` ...). ``split`` is a split file, a
     split dict, or ``None`` to make one from ``seed`` (stratified,
-    near-duplicates kept together, the paper's held-out fractions).
-    ``include_normal_test`` adds BUSI's normal scans to the test set, to
-    measure false positives on lesion-free scans. A case id the dataset folder
-    does not hold is a DataError naming the split file (when ``split`` is one).
+    near-duplicates kept together, the paper's held-out fractions); a split
+    may list BUSI's lesion-free scans (``rdanet-gan split --train-normal`` /
+    ``--validation-normal``). A case id the dataset folder does not hold is a
+    DataError naming the split file (when ``split`` is one).
     """
     split_file = split if isinstance(split, (str, os.PathLike)) else None
     if split_file is not None:
@@ -59,11 +58,11 @@ def prepare_data(
         split = check_split(split)
     if isinstance(data, str) and data == PHANTOM:
         return _prepare_phantoms(split, image_size, seed)
-    # Normal scans are read when asked for or when the split names some (BUSI's normal/ folder).
+    # Normal scans are read when the split names some (BUSI's normal/ folder).
     names_normal = split is not None and any(
         case_id.startswith(f"{NORMAL_LABEL}/") for case_ids in split.values() for case_id in case_ids
     )
-    records = find_records(data, include_normal=include_normal_test or names_normal)
+    records = find_records(data, include_normal=names_normal)
     root = Path(data).absolute()
     lesion_records = [record for record in records if record.label != NORMAL_LABEL]
     if split is None:
@@ -75,14 +74,6 @@ def prepare_data(
             n_validation=round(count * PAPER_VALIDATION / PAPER_SCANS),
             seed=seed,
         )
-    if include_normal_test:
-        listed = {case_id for case_ids in split.values() for case_id in case_ids}
-        normal = [
-            record.case_id
-            for record in records
-            if record.label == NORMAL_LABEL and record.case_id not in listed
-        ]
-        split = {**split, "test": split["test"] + normal}
     arrays = {
         key: load_arrays(select(records, split[key], split_file), image_size, verbose=verbose) for key in SPLIT_KEYS
     }
