@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import subprocess
@@ -224,7 +225,7 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
         lines.append(
             f"| {name} | {r['validation']['plain']['dice']:.3f} | {r['validation'][r['inference']]['dice']:.3f} "
             f"| {r['inference']} (t = {r['threshold']:.2f}) | {presence_cell(r)} | {test['dice']:.3f} | {test['dice_per_image']:.3f} "
-            f"| {test['precision']:.3f} | {test['sensitivity']:.3f} | {test['hd95']:.1f} | {flagged_cell(r)} "
+            f"| {test['precision']:.3f} | {test['sensitivity']:.3f} | {defined(test['hd95'], '.1f')} | {flagged_cell(r)} "
             f"| {with_lesion_free_cell(r)} "
             f"| {training['val_dice_inference_mode']:.3f} / {training['val_dice_training_mode']:.3f} "
             f"| {training['seconds_total'] / 60:.0f} |"
@@ -263,6 +264,11 @@ def markdown(results: dict, args: argparse.Namespace) -> str:
         )
     lines += operating_point_table(results)
     return "\n".join(lines) + "\n"
+
+
+def defined(value: float | None, spec: str) -> str:
+    """``value`` formatted, or "–" when undefined (NaN, written to JSON as null)."""
+    return "–" if value is None or math.isnan(value) else format(value, spec)
 
 
 def presence_cell(result: dict) -> str:

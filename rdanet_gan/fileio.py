@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -58,5 +59,16 @@ def write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> No
 
 
 def write_json(path: str | os.PathLike, data: Any, overwrite: bool = True) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n", overwrite)
+    """Write ``data`` as indented JSON to ``path`` atomically; NaN (undefined, which JSON lacks) as null."""
+    write_text(path, json.dumps(nan_to_none(data), indent=2, sort_keys=False, allow_nan=False) + "\n", overwrite)
+
+
+def nan_to_none(value: Any) -> Any:
+    """``value`` with every float NaN (in nested dicts, lists and tuples) replaced by None."""
+    if isinstance(value, dict):
+        return {key: nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_to_none(item) for item in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

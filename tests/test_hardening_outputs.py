@@ -304,3 +304,10 @@ def test_outputs_get_the_usual_file_mode_not_the_temporary_files_private_one(tmp
     """Masks and reports are readable as any file the user makes (0644 under umask 022), not 0600."""
     write_json(tmp_path / "summary.json", {})
     assert stat.S_IMODE((tmp_path / "summary.json").stat().st_mode) == 0o666 & ~fileio._UMASK
+
+
+def test_json_outputs_write_undefined_values_as_null(tmp_path):
+    """JSON has no NaN: an undefined value (e.g. the HD95 of a missed lesion) is written as null, nested too."""
+    write_json(tmp_path / "out.json", {"hd95": float("nan"), "rows": [{"assd": float("nan")}, (1.0, float("nan"))]})
+    assert json.loads((tmp_path / "out.json").read_text()) == {"hd95": None, "rows": [{"assd": None}, [1.0, None]]}
+    assert "NaN" not in (tmp_path / "out.json").read_text()

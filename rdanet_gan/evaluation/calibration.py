@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -133,7 +132,7 @@ def write_inference(model_path: str | os.PathLike, calibration: Calibration, ove
             "validation_scans": calibration.validation_scans,
             "validation_lesion_free_scans": calibration.lesion_free_scans,
             "validation_by_presence": {
-                f"{level:g}": {name: None if math.isnan(value) else value for name, value in score._asdict().items()}
+                f"{level:g}": score._asdict()
                 for level, score in calibration.presence.items()
             },
         },

@@ -37,7 +37,7 @@ from rdanet_gan.evaluation.metrics import (
     soft_dice,
 )
 from rdanet_gan.evaluation.surface import assd, hd95
-from rdanet_gan.fileio import write_text
+from rdanet_gan.fileio import nan_to_none, write_text
 
 if TYPE_CHECKING:
     import keras
@@ -72,7 +72,7 @@ class Evaluation:
             "summary": self.summary,
             "per_image": self.per_image,
         }
-        return json.dumps(_nan_to_none(data), indent=2) + "\n"
+        return json.dumps(nan_to_none(data), indent=2, allow_nan=False) + "\n"
 
     @classmethod
     def read_json(cls, path: str | os.PathLike) -> Evaluation:
@@ -215,15 +215,6 @@ def _mean_sd(values) -> dict[str, float | int]:
     }
 
 
-def _nan_to_none(value: Any) -> Any:
-    """``value`` with every float NaN (in nested dicts and lists) replaced by None."""
-    if isinstance(value, dict):
-        return {key: _nan_to_none(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(item) for item in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def _none_to_nan(mapping: dict[str, Any]) -> dict[str, Any]:
