@@ -300,7 +300,7 @@ def _inference_settings(args, model_path: Path):
 
 def _evaluate(args) -> int:
     from rdanet_gan.data import load_normal_scans, load_split, prepare_data
-    from rdanet_gan.errors import DataError
+    from rdanet_gan.errors import DataError, RdanetError
     from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, normal_scan_alarms
     from rdanet_gan.evaluation.report import table1_markdown
     from rdanet_gan.fileio import write_json
@@ -311,6 +311,8 @@ def _evaluate(args) -> int:
     _refuse_existing([out / name for name in outputs] if out else [], args.overwrite)
     if not load_split(args.split)[args.subset]:  # before loading the model or decoding a scan
         raise DataError(args.split, f"lists no {args.subset} scans to evaluate (choose another --subset)")
+    if args.native_resolution and args.data == "phantom":
+        raise RdanetError("--native-resolution needs scans read from files; phantoms exist at one size only")
     model = load_segmenter(args.model)
     settings = _inference_settings(args, Path(args.model))
     size = model.input_shape[1]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rdanet_gan.data import DataSplits, prepare_data, save_split
+from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation.evaluate import evaluate_model
 from rdanet_gan.evaluation.figures import plot_comparison_grid, plot_dice_distribution
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
@@ -84,6 +85,8 @@ def reproduce(
     split_path = out / "split.json"
     split = str(split_path) if split_path.exists() else base.split
     data = prepare_data(base.data, split, image_size=base.image_size, seed=base.seed, verbose=bool(verbose))
+    if not len(data.test):
+        raise DataError(split or base.data, "leaves no test scans to score Table 1 on (too few scans, or a split without a test list)")
     if not split_path.exists():
         save_split(data.split, split_path)
 

@@ -360,3 +360,18 @@ def test_reproduce_refuses_settings_a_row_cannot_take_before_training(option, wh
     code, _, err = run(["reproduce", "--data", "phantom", "--out", str(tmp_path / "out"), *option], capsys)
     assert code == 2 and why in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_reproduce_on_too_few_scans_for_a_test_list_is_one_line(tmp_path, capsys):
+    from busi_folders import write_busi_phantoms
+
+    write_busi_phantoms(tmp_path / "busi", benign=3, malignant=2, size=48)  # the paper's 57 of 647: none of 5
+    code, _, err = run(["reproduce", "--data", str(tmp_path / "busi"), "--out", str(tmp_path / "out"), *TINY], capsys)
+    assert code == 2 and "leaves no test scans to score Table 1 on" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "rdau-net").exists()  # nothing trained
+
+
+def test_native_resolution_of_phantoms_is_one_line(trained_run, capsys):
+    argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", "phantom", "--split", str(trained_run / "split.json")]
+    code, _, err = run([*argv, "--native-resolution"], capsys)
+    assert code == 2 and "--native-resolution needs scans read from files" in err and len(err.strip().splitlines()) == 1
