@@ -7,6 +7,7 @@ A run directory holds::
     log.csv, log.json  one row per epoch: loss terms, validation metrics, seconds
     backup/          BackupAndRestore state (weights, both optimizers, epoch)
     best.keras       the segmenter at its best validation Dice (generator only for the GAN)
+    best.json        that Dice and its epoch (a resumed run keeps a better checkpoint)
     final.keras      the segmenter after the last epoch, stored in float32
     best.inference.json, final.inference.json
                      each one's threshold, flip TTA, post-processing and presence level, chosen on the
