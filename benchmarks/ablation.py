@@ -51,6 +51,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from rdanet_gan.data import (
     ArraySet,
+    DataSplits,
     add_lesion_free,
     find_records,
     load_arrays,
@@ -169,7 +170,12 @@ def summarise(evaluation: Evaluation) -> dict:
 
 
 def assess(
-    run_dir: Path, data, lesion_free: LesionFree | None, validate_lesion_free: bool, batch_size: int, max_false_alarms: float
+    run_dir: Path,
+    data: DataSplits,
+    lesion_free: LesionFree | None,
+    validate_lesion_free: bool,
+    batch_size: int,
+    max_false_alarms: float,
 ) -> dict:
     """Validation scores under every inference setting; the test split once with the best of them, and once
     more with the presence level of the false-alarm operating point (when lesion-free scans validate)."""

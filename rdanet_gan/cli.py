@@ -81,6 +81,7 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``rdanet-gan`` parser with its six commands."""
     parser = argparse.ArgumentParser(
         prog="rdanet-gan",
         description="Breast-ultrasound lesion segmentation with RDA-Net-GAN (RDAU-Net + Wasserstein critic) and its baselines.",

@@ -52,6 +52,7 @@ class InferenceSettings:
         return mask
 
     def describe(self) -> str:
+        """The settings in words, as ``segment`` and ``evaluate`` print them."""
         refinements = [name for name, on in (("flip TTA", self.flip_tta), ("post-processing", self.postprocess)) if on]
         presence = [f"a lesion only where the peak probability reaches {self.presence:g}"] if self.presence else []
         return ", ".join([f"threshold {self.threshold:.2f}", *refinements, *presence])

@@ -72,6 +72,7 @@ class Calibration:
         return f"the lowest level flagging at most {self.max_false_alarms * 100:g} % of the lesion-free validation scans"
 
     def validation_dice(self) -> dict[str, float]:
+        """Pooled validation Dice of each candidate setting."""
         return {name: evaluation.pooled["dice"] for name, evaluation in self.evaluations.items()}
 
 

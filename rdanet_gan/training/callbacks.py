@@ -14,11 +14,15 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.fileio import atomic_path, write_json, write_text
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 class TrainingDivergedError(RdanetError):
@@ -32,7 +36,7 @@ class EpochSeed(keras.callbacks.Callback):
     (seed, epoch), so a resumed run sees exactly the batches of an uninterrupted one.
     """
 
-    def __init__(self, variable):
+    def __init__(self, variable: tf.Variable):
         super().__init__()
         self.variable = variable
 

@@ -150,6 +150,7 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
+        """The settings of a run's ``config.json`` (older runs' names translated, unknown keys ignored)."""
         settings = json.loads(Path(path).read_text())["settings"]
         if "augment" in settings and "augmentation" not in settings:  # runs started before augmentation presets
             settings["augmentation"] = "standard" if settings["augment"] else "none"
@@ -263,7 +264,7 @@ def float32_copy(segmenter: keras.Model, config: TrainConfig) -> keras.Model:
     return copy
 
 
-def mode_agreement(segmenter: keras.Model, images: np.ndarray, masks: np.ndarray, batch_size: int) -> dict:
+def mode_agreement(segmenter: keras.Model, images: np.ndarray, masks: np.ndarray, batch_size: int) -> dict[str, float]:
     """Validation Dice in inference mode and with batch statistics (training mode).
 
     A large gap means the BatchNorm moving statistics do not describe the data
