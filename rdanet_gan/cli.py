@@ -1,4 +1,4 @@
-"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, segment, reproduce.
+"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, calibrate, segment, reproduce.
 
 Every error the user can cause ends the command with one line on stderr and
 exit code 2; ``segment`` exits 3 when some inputs were processed and others
@@ -81,7 +81,7 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``rdanet-gan`` parser with its six commands."""
+    """The ``rdanet-gan`` parser with its seven commands."""
     parser = argparse.ArgumentParser(
         prog="rdanet-gan",
         description="Breast-ultrasound lesion segmentation with RDA-Net-GAN (RDAU-Net + Wasserstein critic) and its baselines.",
@@ -143,6 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--normal", action="store_true", help="also count lesions predicted on the dataset's lesion-free scans (BUSI normal/) that the split does not list")
     evaluate.add_argument("--out", help="folder for per_image.csv and summary.json (and normal_scans.json)")
     evaluate.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    calibrate = commands.add_parser(
+        "calibrate", help="choose a model's inference settings on a split's validation scans; write MODEL.inference.json"
+    )
+    calibrate.add_argument("--model", required=True, help="segmenter .keras file; the settings are written beside it")
+    calibrate.add_argument("--data", required=True, help="dataset folder")
+    calibrate.add_argument("--split", required=True, help="split JSON file whose validation list to calibrate on")
+    calibrate.add_argument(
+        "--max-false-alarms",
+        type=float,
+        metavar="F",
+        help="presence level: the lowest flagging at most fraction F of the lesion-free validation scans (default: the best per-image Dice)",
+    )
+    calibrate.add_argument("--batch-size", type=int, default=32, help="scans per prediction batch (default: 32)")
+    calibrate.add_argument("--overwrite", action="store_true", help="replace the model's existing settings file and figure")
 
     segment = commands.add_parser("segment", help="write a lesion mask (and an overlay) for each scan")
     segment.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, BMP, TIFF, DICOM)")
@@ -342,6 +357,36 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _calibrate(args) -> int:
+    from rdanet_gan.data import prepare_data
+    from rdanet_gan.errors import DataError, RdanetError
+    from rdanet_gan.evaluation.calibration import choose_inference, inference_file, validation_problem, write_inference
+    from rdanet_gan.evaluation.figures import plot_presence_tradeoff
+    from rdanet_gan.modelfiles import WEIGHTS_DIR, load_segmenter
+
+    model_path = Path(args.model)
+    if _real(model_path).is_relative_to(_real(WEIGHTS_DIR)):
+        raise RdanetError(f"{model_path}: a shipped model, checked against weights/manifest.json; calibrate a copy of it")
+    outputs = [inference_file(model_path), model_path.with_suffix(".presence.png")]
+    _refuse_existing(outputs, args.overwrite)
+    model = load_segmenter(model_path)
+    data = prepare_data(args.data, args.split, image_size=model.input_shape[1])
+    problem = validation_problem(data.validation, args.max_false_alarms)
+    if problem:
+        raise DataError(args.split, problem)
+    calibration = choose_inference(model, data.validation, args.batch_size, args.max_false_alarms)
+    written = write_inference(model_path, calibration, overwrite=args.overwrite)
+    if calibration.lesion_free_scans:
+        plot_presence_tradeoff(calibration.presence, calibration.settings.presence, outputs[1])
+    dice = calibration.validation_dice()
+    print(
+        f"{written}: {calibration.settings.describe()} (validation Dice {dice[calibration.chosen]:.3f}, plain "
+        f"{dice['plain']:.3f}; presence level: {calibration.presence_rule()}, on {calibration.validation_scans} "
+        f"validation scans, {calibration.lesion_free_scans} lesion-free)"
+    )
+    return 0
+
+
 def _segment_inputs(inputs: Sequence[str], out: Path) -> tuple[list[Path], list[str]]:
     """Expand files and folders into image files; problems are returned, not raised.
 
@@ -469,6 +514,7 @@ COMMANDS = {
     "split": _split,
     "train": _train,
     "evaluate": _evaluate,
+    "calibrate": _calibrate,
     "segment": _segment,
     "reproduce": _reproduce,
 }

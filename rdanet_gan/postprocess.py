@@ -161,6 +161,6 @@ def choose_presence(scores: dict[float, PresenceScore], max_false_alarms: float 
     if max_false_alarms is None:
         return max(scores, key=lambda level: scores[level].dice_per_image)
     if any(math.isnan(score.lesion_free_flagged) for score in scores.values()):
-        raise ValueError("a false-alarm target needs lesion-free validation scans")
+        raise ValueError("a false-alarm target needs lesion-free scans")
     meeting = [level for level, score in scores.items() if score.lesion_free_flagged <= max_false_alarms]
     return min(meeting) if meeting else min(scores, key=lambda level: (scores[level].lesion_free_flagged, level))

@@ -19,7 +19,7 @@ import pytest
 from rdanet_gan.cli import main
 from rdanet_gan.evaluation.calibration import SETTINGS
 from rdanet_gan.inference import network_probability, read_scan, segment_image
-from rdanet_gan.modelfiles import load_segmenter, verify_shipped
+from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, verify_shipped
 
 SHIP_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ship_weights.py"
 
@@ -32,7 +32,7 @@ def run(argv: list[str], capsys) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("command", ["inspect", "split", "train", "evaluate", "segment", "reproduce"])
+@pytest.mark.parametrize("command", ["inspect", "split", "train", "evaluate", "calibrate", "segment", "reproduce"])
 def test_every_command_explains_its_options(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -301,7 +301,7 @@ def test_split_can_train_on_lesion_free_scans_and_evaluate_counts_the_others(tra
     assert json.loads((tmp_path / "eval2" / "normal_scans.json").read_text())["scans"] == 1  # neither trained nor validated on
 
 
-def test_train_chooses_a_presence_level_on_lesion_free_validation_scans(busi_like_folder, tmp_path, capsys):
+def test_train_and_calibrate_choose_a_presence_level_on_lesion_free_validation_scans(busi_like_folder, tmp_path, capsys):
     split, run_dir = tmp_path / "split.json", tmp_path / "run"
     held_out = ["--test", "2", "--validation", "2", "--validation-normal", "2"]
     assert run(["split", "--data", str(busi_like_folder), "--out", str(split), *held_out], capsys)[0] == 0
@@ -317,6 +317,20 @@ def test_train_chooses_a_presence_level_on_lesion_free_validation_scans(busi_lik
     assert (run_dir / "best.presence.png").is_file() and (run_dir / "final.presence.png").is_file()
     lesions_only = tmp_path / "lesions-only.json"
     assert run(["split", "--data", str(busi_like_folder), "--out", str(lesions_only), "--test", "2", "--validation", "2"], capsys)[0] == 0
+
+    # calibrate: another operating point for the trained network, without training again.
+    calibrate = ["calibrate", "--model", str(run_dir / "best.keras"), "--data", str(busi_like_folder), "--split", str(split)]
+    code, _, err = run([*calibrate, "--max-false-alarms", "0.5"], capsys)
+    assert code == 2 and "best.inference.json" in err and "--overwrite" in err  # the settings train wrote are kept
+    code, out, _ = run([*calibrate, "--max-false-alarms", "0.5", "--overwrite"], capsys)
+    recalibrated = json.loads((run_dir / "best.inference.json").read_text())
+    assert code == 0 and recalibrated["max_false_alarms"] == 0.5 and "at most 50 % of the lesion-free" in out
+    assert recalibrated["validation_by_presence"] == record["validation_by_presence"]  # the same network, scored alike
+    assert recalibrated["presence"] == min(flagged, key=lambda level: (flagged[level] > 0.5, flagged[level], level))
+    code, _, err = run([*calibrate[:6], str(lesions_only), "--max-false-alarms", "0.1", "--overwrite"], capsys)
+    assert code == 2 and "needs lesion-free validation scans" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(["calibrate", "--model", str(WEIGHTS_DIR / DEFAULT_MODEL), *calibrate[3:], "--overwrite"], capsys)
+    assert code == 2 and "a shipped model" in err
     for split_file, value, why in ((split, "1.5", "must be at least 0 and below 1"), (lesions_only, "0.1", "needs lesion-free validation scans")):
         code, _, err = run([*argv[:6], str(split_file), *TINY, "--out", str(tmp_path / f"run-{value}"), "--max-false-alarms", value], capsys)
         assert code == 2 and why in err and len(err.strip().splitlines()) == 1

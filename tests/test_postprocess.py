@@ -129,7 +129,7 @@ def test_a_false_alarm_target_chooses_the_lowest_level_that_meets_it():
     # A target no level meets: the level that flags fewest, the lowest of equals.
     stubborn = _presence_scores([_scan(0.99), _scan(0.9995, lesion=False)])
     assert choose_presence(stubborn, max_false_alarms=0.0) == 0.0
-    with pytest.raises(ValueError, match="needs lesion-free validation scans"):
+    with pytest.raises(ValueError, match="needs lesion-free scans"):
         choose_presence(_presence_scores(scans[:2]), max_false_alarms=0.1)
 
 

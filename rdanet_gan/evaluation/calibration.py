@@ -82,12 +82,11 @@ def choose_inference(
     """Score the :data:`SETTINGS` on the ``validation`` scans with a lesion (pooled Dice; the best wins, ties
     to the simpler), then choose the presence level on all of them (:func:`~rdanet_gan.postprocess.choose_presence`,
     for ``max_false_alarms`` when given)."""
+    problem = validation_problem(validation, max_false_alarms)
+    if problem:
+        raise ValueError(problem)
     truths = [mask[..., 0] > 0.5 for mask in validation.masks]
     with_lesion = [index for index, truth in enumerate(truths) if truth.any()]
-    if not with_lesion:
-        raise ValueError("choosing inference settings needs validation scans with a lesion")
-    if max_false_alarms is not None and len(with_lesion) == len(truths):
-        raise ValueError("a false-alarm target needs lesion-free validation scans")
     ids = [record.case_id for record in validation.records] or [str(index) for index in range(len(truths))]
     maps = {  # by flip TTA: each setting only thresholds and cleans one of these
         False: list(predict_probabilities(model, validation.images, batch_size=batch_size)[..., 0]),
@@ -112,6 +111,18 @@ def choose_inference(
     return Calibration(
         chosen, settings, evaluations, by_level, len(truths), len(truths) - len(with_lesion), max_false_alarms
     )
+
+
+def validation_problem(validation: ArraySet, max_false_alarms: float | None = None) -> str | None:
+    """Why :func:`choose_inference` cannot calibrate on ``validation`` (for ``max_false_alarms``), or None."""
+    has_lesion = validation.masks.any(axis=(1, 2, 3))
+    if not has_lesion.any():
+        return "the validation list holds no scan with a lesion: nothing to validate on"
+    if max_false_alarms is not None and has_lesion.all():
+        return "a false-alarm target needs lesion-free validation scans (rdanet-gan split --validation-normal N)"
+    if max_false_alarms is not None and not 0.0 <= max_false_alarms < 1.0:
+        return f"the false-alarm target {max_false_alarms} must be at least 0 and below 1"
+    return None
 
 
 def inference_file(model_path: str | os.PathLike) -> Path:

@@ -34,7 +34,7 @@ import tensorflow as tf
 
 from rdanet_gan.data import Augmentation, DataSplits, make_dataset, prepare_data, save_split
 from rdanet_gan.errors import DataError, RdanetError
-from rdanet_gan.evaluation.calibration import choose_inference, write_inference
+from rdanet_gan.evaluation.calibration import choose_inference, validation_problem, write_inference
 from rdanet_gan.evaluation.figures import plot_presence_tradeoff, plot_training_curves
 from rdanet_gan.evaluation.keras_metrics import segmentation_metrics
 from rdanet_gan.evaluation.metrics import dice
@@ -343,13 +343,9 @@ def train(
     if data is None:
         split = str(split_path) if split_path.exists() else config.split
         data = prepare_data(config.data, split, image_size=config.image_size, seed=config.seed, verbose=bool(verbose))
-    if not data.validation.masks.any(axis=(1, 2, 3)).any():
-        raise DataError(config.split or config.data, "the validation list holds no scan with a lesion: nothing to validate on")
-    if config.max_false_alarms is not None and data.validation.masks.any(axis=(1, 2, 3)).all():
-        raise DataError(
-            config.split or config.data,
-            "a false-alarm target needs lesion-free validation scans (rdanet-gan split --validation-normal N)",
-        )
+    problem = validation_problem(data.validation, config.max_false_alarms)
+    if problem:  # before the first epoch, not after the last
+        raise DataError(config.split or config.data, problem)
 
     with tf.device("/CPU:0"):  # read by the tf.data pipeline, which runs on the host
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
