@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from rdanet_gan.data import DUPLICATE_THRESHOLD, find_records, load_split, read_signatures
 from rdanet_gan.data.duplicates import correlations
+from rdanet_gan.data.split import listed_case_ids
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.fileio import write_json
 
@@ -52,8 +53,7 @@ def measure(data: str | Path, split: str | Path | None, splits: int, seed: int =
     position = {record.case_id: index for index, record in enumerate(records)}
     chosen = load_split(split) if split else None
     if chosen:
-        listed = [case_id for case_ids in chosen.values() for case_id in case_ids]
-        results["split_file_skipped"] = sum(case_id not in position for case_id in listed)
+        results["split_file_skipped"] = sum(case_id not in position for case_id in listed_case_ids(chosen))
         test, train = (
             np.array([position[case_id] for case_id in chosen[key] if case_id in position], dtype=int)
             for key in ("test", "train")

@@ -9,7 +9,7 @@ from pathlib import Path
 from rdanet_gan.data.decode import ArraySet, load_arrays
 from rdanet_gan.data.phantom import make_phantoms
 from rdanet_gan.data.records import NORMAL_LABEL, find_records, select
-from rdanet_gan.data.split import SPLIT_KEYS, check_split, load_split, make_split
+from rdanet_gan.data.split import SPLIT_KEYS, check_split, listed_case_ids, load_split, make_split
 from rdanet_gan.errors import DataError
 
 PHANTOM = "phantom"
@@ -59,9 +59,7 @@ def prepare_data(
     if isinstance(data, str) and data == PHANTOM:
         return _prepare_phantoms(split, image_size, seed)
     # Normal scans are read when the split names some (BUSI's normal/ folder).
-    names_normal = split is not None and any(
-        case_id.startswith(f"{NORMAL_LABEL}/") for case_ids in split.values() for case_id in case_ids
-    )
+    names_normal = any(case_id.startswith(f"{NORMAL_LABEL}/") for case_id in listed_case_ids(split))
     records = find_records(data, include_normal=names_normal)
     root = Path(data).absolute()
     lesion_records = [record for record in records if record.label != NORMAL_LABEL]
@@ -88,7 +86,7 @@ def load_normal_scans(
     With ``split``, only the scans it does not list: a network's false alarms
     are counted on lesion-free scans it was not trained on.
     """
-    listed = {case_id for case_ids in (split or {}).values() for case_id in case_ids}
+    listed = listed_case_ids(split)
     records = [record for record in find_records(data, include_normal=True) if record.label == NORMAL_LABEL]
     if not records:
         raise DataError(data, f"holds no lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")

@@ -97,7 +97,7 @@ def add_lesion_free(
     if not records:
         raise ValueError("no lesion-free records to add")
     root = _dataset_folder(records[0])
-    listed = {case_id for case_ids in split.values() for case_id in case_ids}
+    listed = listed_case_ids(split)
     records = [record for record in records if record.case_id not in listed]
     if not 0 <= count < len(records):
         raise DataError(
@@ -147,6 +147,11 @@ def check_split(split: object, source: str | os.PathLike = "split") -> dict[str,
                 raise DataError(source, f"'{entry}' is listed in both {seen[entry]} and {key}")
             seen[entry] = key
     return {key: list(split[key]) for key in SPLIT_KEYS}
+
+
+def listed_case_ids(split: dict[str, list[str]] | None) -> set[str]:
+    """Every case id a split lists, on any side (none for no split)."""
+    return {case_id for case_ids in (split or {}).values() for case_id in case_ids}
 
 
 def _dataset_folder(record: Record) -> Path:
