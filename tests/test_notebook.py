@@ -104,6 +104,7 @@ def test_notebook_runs_quick_on_busi(busi_dir, tmp_path, monkeypatch):
     # The presence level is chosen on 50 validation scans plus 15 lesion-free ones; the other 15 count alarms.
     assert any(table.startswith("| presence level | validation Dice per image (65 scans, 15 lesion-free)") for table in markdown_outputs(notebook))
     assert "the other 15 lesion-free scans: a lesion is predicted on" in text
+    assert re.search(r"for at most 10 % false alarms on validation, presence level [0-9.]+: \d+ of 15 held-out", text)
     check_common_outputs(notebook, test_scans=57)
 
 
