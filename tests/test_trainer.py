@@ -13,7 +13,14 @@ from rdanet_gan.data import prepare_data
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.training import TrainConfig, TrainingDivergedError, train
-from rdanet_gan.training.trainer import _prepare_run_dir, build_segmenter, learning_rate, player_steps, same_weights
+from rdanet_gan.training.trainer import (
+    _prepare_run_dir,
+    build_segmenter,
+    learning_rate,
+    mode_agreement,
+    player_steps,
+    same_weights,
+)
 
 SIZE = 32
 
@@ -208,3 +215,11 @@ def test_same_weights_tells_a_copy_from_a_changed_network():
     assert same_weights(model, copy)
     copy.set_weights([w + 1e-7 for w in model.get_weights()])
     assert not same_weights(model, copy)
+
+
+def test_the_training_mode_check_leaves_the_batchnorm_statistics_as_they_were(phantoms):
+    network = build_segmenter(tiny("rdau-net"))  # 32 BatchNorm layers, which a training-mode call updates
+    before = network.get_weights()
+    agreement = mode_agreement(network, phantoms.validation.images, phantoms.validation.masks, batch_size=4)
+    assert set(agreement) == {"val_dice_inference_mode", "val_dice_training_mode"}
+    assert all(np.array_equal(a, b) for a, b in zip(before, network.get_weights()))

@@ -269,11 +269,13 @@ def mode_agreement(segmenter: keras.Model, images: np.ndarray, masks: np.ndarray
 
     A large gap means the BatchNorm moving statistics do not describe the data
     (the trap of momentum 0.99 with few steps per epoch). A training-mode call
-    moves the statistics, so pass a throw-away copy of the model.
+    moves those statistics; they are put back before returning.
     """
     batches = [images[i : i + batch_size] for i in range(0, len(images), batch_size)]
+    weights = segmenter.get_weights()
     inference = np.concatenate([keras.ops.convert_to_numpy(segmenter(b, training=False)) for b in batches])
     training = np.concatenate([keras.ops.convert_to_numpy(segmenter(b, training=True)) for b in batches])
+    segmenter.set_weights(weights)
     return {
         "val_dice_inference_mode": float(dice(inference >= 0.5, masks > 0.5)),
         "val_dice_training_mode": float(dice(training >= 0.5, masks > 0.5)),
@@ -390,10 +392,10 @@ def train(
     seconds = time.perf_counter() - started
 
     final = float32_copy(segmenter, config)
+    best = load_segmenter(run_dir / "best.keras")
     reestimated = {}
     if config.bn_reestimate:
         reestimated["bn_reestimated_layers"] = reestimate_batchnorm(final, data.train.images, config.batch_size)
-        best = load_segmenter(run_dir / "best.keras")
         reestimate_batchnorm(best, data.train.images, config.batch_size)
         with atomic_path(run_dir / "best.keras") as tmp:
             best.save(tmp)
@@ -410,18 +412,16 @@ def train(
             "epochs": config.epochs,
             "seconds_this_session": round(seconds, 1),
             "seconds_total": round(sum(row.get("seconds", 0.0) for row in history.values()), 1),
-            # ``final`` is saved already, so the training-mode pass may move its statistics.
             **mode_agreement(final, data.validation.images, data.validation.masks, config.batch_size),
             **reestimated,
         },
     )
-    best_segmenter, final_segmenter = load_segmenter(run_dir / "best.keras"), load_segmenter(run_dir / "final.keras")
-    best_calibration = choose_inference(best_segmenter, data.validation, config.batch_size, config.max_false_alarms)
+    best_calibration = choose_inference(best, data.validation, config.batch_size, config.max_false_alarms)
     calibrations = {
         run_dir / "best.keras": best_calibration,
         run_dir / "final.keras": best_calibration  # the last epoch was the best: the same network
-        if same_weights(best_segmenter, final_segmenter)
-        else choose_inference(final_segmenter, data.validation, config.batch_size, config.max_false_alarms),
+        if same_weights(best, final)
+        else choose_inference(final, data.validation, config.batch_size, config.max_false_alarms),
     }
     for checkpoint, calibration in calibrations.items():
         write_inference(checkpoint, calibration)
