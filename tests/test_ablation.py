@@ -74,15 +74,12 @@ def test_tiny_ablation_scores_validation_settings_reads_test_once_and_resumes(ab
     assert ablation.main([*argv, "--variants", "paper"]) == 0  # resumes: nothing retrained
     assert (out / "paper" / "log.csv").read_text() == log
     assert "== paper: val Dice" in capsys.readouterr().out
-    # Another operating point rescores the checkpoint, retraining nothing and changing nothing else.
-    assert ablation.main([*argv, "--variants", "paper", "--max-false-alarms", "0.5"]) == 0
-    rescored = json.loads((out / "ablation.json").read_text())["variants"]["paper"]
-    assert (out / "paper" / "log.csv").read_text() == log and rescored["false_alarm_target"]["max_false_alarms"] == 0.5
-    assert {key: rescored[key] for key in ("validation", "test", "presence")} == {key: paper[key] for key in ("validation", "test", "presence")}
-    # Trained further, the variant is rescored: its row describes the network it now has.
-    assert ablation.main([*argv, "--variants", "paper", "--epochs", "2"]) == 0
+    # Trained further (here with another operating point too), the variant is rescored: its row describes
+    # the network it now has.
+    assert ablation.main([*argv, "--variants", "paper", "--epochs", "2", "--max-false-alarms", "0.5"]) == 0
     paper = json.loads((out / "ablation.json").read_text())["variants"]["paper"]
     assert paper["training"]["epochs"] == 2 and "--epochs 2" in paper["command"]
+    assert paper["false_alarm_target"]["max_false_alarms"] == 0.5 and len(json.loads((out / "paper" / "log.json").read_text())) == 2
 
     shutil.rmtree(out / "paper")  # a run folder lost with its machine: the recorded result stands, nothing retrains
     assert ablation.main([*argv, "--variants", "paper"]) == 0
