@@ -365,6 +365,8 @@ def _calibrate(args) -> int:
     from rdanet_gan.modelfiles import WEIGHTS_DIR, load_segmenter
 
     model_path = Path(args.model)
+    if args.max_false_alarms is not None and not 0.0 <= args.max_false_alarms < 1.0:
+        raise RdanetError(f"--max-false-alarms {args.max_false_alarms}: must be at least 0 and below 1")
     if _real(model_path).is_relative_to(_real(WEIGHTS_DIR)):
         raise RdanetError(f"{model_path}: a shipped model, checked against weights/manifest.json; calibrate a copy of it")
     outputs = [inference_file(model_path), model_path.with_suffix(".presence.png")]

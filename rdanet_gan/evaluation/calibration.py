@@ -120,8 +120,6 @@ def validation_problem(validation: ArraySet, max_false_alarms: float | None = No
         return "the validation list holds no scan with a lesion: nothing to validate on"
     if max_false_alarms is not None and has_lesion.all():
         return "a false-alarm target needs lesion-free validation scans (rdanet-gan split --validation-normal N)"
-    if max_false_alarms is not None and not 0.0 <= max_false_alarms < 1.0:
-        return f"the false-alarm target {max_false_alarms} must be at least 0 and below 1"
     return None
 
 

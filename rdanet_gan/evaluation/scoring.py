@@ -215,8 +215,6 @@ def _mean_sd(values) -> dict[str, float | int]:
     }
 
 
-
-
 def _none_to_nan(mapping: dict[str, Any]) -> dict[str, Any]:
     """``mapping`` with None values read back as NaN."""
     return {key: math.nan if value is None else value for key, value in mapping.items()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import keras
 
+from rdanet_gan.models import critic, unet
 from rdanet_gan.models.blocks import check_input_shape
 from rdanet_gan.models.complexity import count_flops
 from rdanet_gan.models.critic import build_critic
@@ -23,7 +24,12 @@ BUILDERS = {
 }
 """Model name → builder; the names the command line and configuration files use."""
 
-DOWNSAMPLINGS = {"rdau-net": len(ENCODER_MULTIPLIERS) - 1, "unet": 4, "segnet": len(VGG16_STAGES), "critic": 5}
+DOWNSAMPLINGS = {
+    "rdau-net": len(ENCODER_MULTIPLIERS) - 1,
+    "unet": unet.DEPTH,
+    "segnet": len(VGG16_STAGES),
+    "critic": critic.DEPTH,
+}
 """How often each network halves its input, as built by default: the input size must be a multiple of 2**n."""
 
 

@@ -18,12 +18,14 @@ from keras import layers
 from rdanet_gan.models.blocks import check_input_shape, check_norm, conv3x3, normalize
 
 CRITIC_NORMS = ("none", "layer")
+DEPTH = 5
+"""Stages of the default critic: each halves the map."""
 
 
 def build_critic(
     input_shape: Sequence[int] = (128, 128, 2),
     base_width: int = 32,
-    depth: int = 5,
+    depth: int = DEPTH,
     norm: str = "none",
     leaky_slope: float = 0.2,
     name: str = "critic",

@@ -22,11 +22,14 @@ from rdanet_gan.models.blocks import (
     conv_block,
 )
 
+DEPTH = 4
+"""Encoder levels of the default U-Net (the paper's): each halves the map."""
+
 
 def build_unet(
     input_shape: Sequence[int] = (128, 128, 1),
     base_width: int = 64,
-    depth: int = 4,
+    depth: int = DEPTH,
     norm: str = "none",
     bn_momentum: float = BN_MOMENTUM,
     dropout: float = 0.0,

@@ -393,10 +393,14 @@ def train(
 
     final = float32_copy(segmenter, config)
     best = load_segmenter(run_dir / "best.keras")
+    last_was_best = same_weights(best, final)
     reestimated = {}
     if config.bn_reestimate:
         reestimated["bn_reestimated_layers"] = reestimate_batchnorm(final, data.train.images, config.batch_size)
-        reestimate_batchnorm(best, data.train.images, config.batch_size)
+        if last_was_best:  # one network: its statistics once
+            best.set_weights(final.get_weights())
+        else:
+            reestimate_batchnorm(best, data.train.images, config.batch_size)
         with atomic_path(run_dir / "best.keras") as tmp:
             best.save(tmp)
     with atomic_path(run_dir / "final.keras") as tmp:
@@ -420,7 +424,7 @@ def train(
     calibrations = {
         run_dir / "best.keras": best_calibration,
         run_dir / "final.keras": best_calibration  # the last epoch was the best: the same network
-        if same_weights(best, final)
+        if last_was_best
         else choose_inference(final, data.validation, config.batch_size, config.max_false_alarms),
     }
     for checkpoint, calibration in calibrations.items():
