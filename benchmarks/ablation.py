@@ -115,7 +115,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--train-normal",
         type=int,
         default=15,
-        help="lesion-free scans the train-normal variant trains on and the others validate on (default: 15, half of BUSI's 30)",
+        help="lesion-free scans the train-normal variant trains on and the others validate on (default: 15, as in the committed results)",
     )
     parser.add_argument(
         "--max-false-alarms",

@@ -1,0 +1,130 @@
+"""The full-size Table 1 campaign: one resumable ``rdanet-gan reproduce`` run, and its progress file.
+
+Full size (the paper's widths, 50 epochs) takes about 20 CPU hours on a 2-core machine, longer
+than a working session, so the campaign is the same ``reproduce`` command rerun until it ends:
+every rerun resumes from the last finished epoch. ``progress`` writes a small Markdown file for
+the repository (stage, epoch, best validation Dice, the exact resume command), so the next
+session knows where the campaign stands even when the run folder did not survive.
+
+    python benchmarks/campaign.py start --data Dataset_BUSI_with_GT --out ~/runs/table1-full
+    python benchmarks/campaign.py progress --out ~/runs/table1-full
+
+``start`` launches the command detached, at the lowest CPU priority (``nice -n 19``: it takes the
+CPU other work leaves idle), logging to ``OUT/campaign.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shlex
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRESS = ROOT / "benchmarks" / "results" / "campaign-progress.md"
+STAGES = ("rdau-net", "rdanet-gan", "unet", "segnet")
+"""Table 1's rows in the order the campaign trains them (the GAN starts from RDAU-Net's best)."""
+EPOCHS = 50
+
+
+def reproduce_command(data: str, out: str, models: str) -> list[str]:
+    """The campaign's ``reproduce`` command; the same line starts and resumes it."""
+    return [
+        "rdanet-gan", "reproduce", "--data", data, "--split", "weights/split.json",
+        "--out", out, "--models", models, "--epochs", str(EPOCHS),
+    ]  # fmt: skip
+
+
+def stage_rows(out: Path) -> list[dict]:
+    """Each stage's epochs done, best validation Dice (and its epoch) and seconds per epoch."""
+    rows = []
+    for stage in STAGES:
+        log = out / stage / "log.csv"
+        if not log.exists():
+            rows.append({"stage": stage, "epochs": 0})
+            continue
+        with log.open(newline="") as handle:
+            epochs = list(csv.DictReader(handle))
+        if not epochs:
+            rows.append({"stage": stage, "epochs": 0})
+            continue
+        best = max(epochs, key=lambda row: float(row["val_dice"]))
+        seconds = [float(row["seconds"]) for row in epochs[1:]] or [float(epochs[0]["seconds"])]
+        rows.append({
+            "stage": stage, "epochs": len(epochs), "best_val_dice": float(best["val_dice"]),
+            "best_epoch": int(best["epoch"]), "last_val_dice": float(epochs[-1]["val_dice"]),
+            "seconds_per_epoch": sorted(seconds)[len(seconds) // 2],
+        })  # fmt: skip
+    return rows
+
+
+def progress_markdown(out: Path, command: list[str]) -> str:
+    """The committed progress file: where each stage stands and the command that resumes it."""
+    lines = [
+        "# Full-size Table 1 campaign: progress",
+        "",
+        f"Updated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from the run folder `{out.name}` "
+        "(kept outside the repository; rerunning the command below resumes it, or restarts a stage whose folder is gone).",
+        "",
+        "| stage | epochs done | best validation Dice (epoch) | last validation Dice | seconds / epoch (median) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in stage_rows(out):
+        if not row["epochs"]:
+            lines.append(f"| {row['stage']} | 0 of {EPOCHS} | – | – | – |")
+            continue
+        lines.append(
+            f"| {row['stage']} | {row['epochs']} of {EPOCHS} | {row['best_val_dice']:.4f} ({row['best_epoch']}) "
+            f"| {row['last_val_dice']:.4f} | {row['seconds_per_epoch']:.0f} |"
+        )
+    lines += [
+        "",
+        "Validation Dice is pooled over the 50 validation scans, inference mode, at 128×128.",
+        "",
+        "Resume (from the repository root, `DATA` the BUSI folder, `RUNS` a folder outside the repository):",
+        "",
+        "```bash",
+        "python benchmarks/campaign.py start --data \"$DATA\" --out \"$RUNS/table1-full\"",
+        f"# which runs, under nice -n 19: {' '.join(command)}",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def anonymised(command: list[str], data: str, out: str) -> list[str]:
+    """The command with this machine's paths replaced by placeholders (committed files hold none)."""
+    return ["$DATA" if part == data else "$RUNS/table1-full" if part == out else part for part in command]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("start", "progress"))
+    parser.add_argument("--data", default=os.environ.get("RDANET_BUSI_DIR"), help="the BUSI folder (default: $RDANET_BUSI_DIR)")
+    parser.add_argument("--out", required=True, help="the run folder, outside the repository")
+    parser.add_argument("--models", default="rdau-net,rdanet-gan", help="Table 1 rows, in training order")
+    args = parser.parse_args(argv)
+    out = Path(args.out).expanduser().resolve()
+    command = reproduce_command(str(Path(args.data).resolve()) if args.data else "$DATA", str(out), args.models)
+    if args.action == "start":
+        if not args.data:
+            parser.error("--data (or RDANET_BUSI_DIR) is required to start")
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "campaign.log").open("a") as log:
+            process = subprocess.Popen(
+                ["nice", "-n", "19", *command], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        (out / "campaign.pid").write_text(f"{process.pid}\n")
+        print(f"started (pid {process.pid}): nice -n 19 {shlex.join(command)}")
+    PROGRESS.write_text(progress_markdown(out, anonymised(command, command[3], str(out))))
+    print(f"wrote {PROGRESS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
