@@ -21,7 +21,7 @@ import os
 import shlex
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,8 +67,10 @@ def progress_markdown(out: Path, command: list[str]) -> str:
     lines = [
         "# Full-size Table 1 campaign: progress",
         "",
-        f"Updated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC from the run folder `{out.name}` "
-        "(kept outside the repository; rerunning the command below resumes it, or restarts a stage whose folder is gone).",
+        (
+            f"Updated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the run folder `{out.name}` (kept outside the "
+            "repository; rerunning the command below resumes it, or restarts a stage whose folder is gone)."
+        ),
         "",
         "| stage | epochs done | best validation Dice (epoch) | last validation Dice | seconds / epoch (median) |",
         "|---|---:|---:|---:|---:|",
@@ -88,7 +90,7 @@ def progress_markdown(out: Path, command: list[str]) -> str:
         "Resume (from the repository root, `DATA` the BUSI folder, `RUNS` a folder outside the repository):",
         "",
         "```bash",
-        "python benchmarks/campaign.py start --data \"$DATA\" --out \"$RUNS/table1-full\"",
+        'python benchmarks/campaign.py start --data "$DATA" --out "$RUNS/table1-full"',
         f"# which runs, under nice -n 19: {' '.join(command)}",
         "```",
         "",
@@ -104,7 +106,9 @@ def anonymised(command: list[str], data: str, out: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("start", "progress"))
-    parser.add_argument("--data", default=os.environ.get("RDANET_BUSI_DIR"), help="the BUSI folder (default: $RDANET_BUSI_DIR)")
+    parser.add_argument(
+        "--data", default=os.environ.get("RDANET_BUSI_DIR"), help="the BUSI folder (default: $RDANET_BUSI_DIR)"
+    )
     parser.add_argument("--out", required=True, help="the run folder, outside the repository")
     parser.add_argument("--models", default="rdau-net,rdanet-gan", help="Table 1 rows, in training order")
     args = parser.parse_args(argv)

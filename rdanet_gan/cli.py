@@ -25,6 +25,7 @@ SEGMENT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 
 def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "default") -> None:
     from rdanet_gan.data import AUGMENTATION_PRESETS
+    from rdanet_gan.models import ENCODERS
     from rdanet_gan.training.precision import PRECISIONS
     from rdanet_gan.training.trainer import RECIPES
 
@@ -36,7 +37,7 @@ def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "d
     parser.add_argument("--base-width", type=int, help="filters of the first level (default: the paper's for each network)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights, shuffling and augmentation")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="numeric precision (auto: bf16 where the hardware has it, else float32)")
-    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA compilation (auto: on; off makes a run bit-for-bit reproducible, at about half the speed on CPU)")
+    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA compilation (auto: on, except mixed_bfloat16 on a CPU, which XLA cannot compile; off makes a run bit-for-bit reproducible)")
     parser.add_argument(
         "--recipe",
         choices=tuple(RECIPES),
@@ -57,6 +58,10 @@ def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "d
     parser.add_argument("--norm", choices=("batch", "group", "instance", "none"), help="normalisation of RDAU-Net / U-Net (default: the network's own)")
     parser.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help="learning-rate schedule: constant 1e-4 (the paper's), cosine decay, or halving on a validation plateau (default: the recipe's)")
     parser.add_argument("--warmup-epochs", type=int, help="with --lr-schedule cosine: epochs of linear warm-up (default: the recipe's)")
+    parser.add_argument("--encoder", choices=ENCODERS, help="RDAU-Net / the GAN's generator: a pretrained encoder under RDAU-Net's decoder (default: none, RDAU-Net's own)")
+    parser.add_argument("--encoder-weights", choices=("imagenet", "none"), default="imagenet", help="with --encoder: its initial weights (default: imagenet; none: random, for comparison)")
+    parser.add_argument("--encoder-lr-scale", type=float, default=1.0, help="with --encoder: its learning rate as a fraction of the decoder's (default: 1.0)")
+    parser.add_argument("--freeze-encoder-epochs", type=int, default=0, metavar="N", help="with --encoder: keep it frozen for the first N epochs (default: 0)")
 
 
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
@@ -271,6 +276,10 @@ def _config(args, model: str, **extra):
             bn_momentum=args.bn_momentum,
             bn_reestimate=args.bn_reestimate,
             norm=args.norm,
+            encoder=args.encoder,
+            encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights,
+            encoder_lr_scale=args.encoder_lr_scale,
+            freeze_encoder_epochs=args.freeze_encoder_epochs,
             **extra,
         )
     except ValueError as error:  # an option the settings refuse, e.g. an unknown augmentation stage

@@ -88,6 +88,21 @@ def test_auto_jit_is_on_with_or_without_a_gpu(monkeypatch, gpus, expected):
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
     assert precision.resolve_jit("auto") is expected
     assert precision.resolve_jit() is expected
+    assert precision.resolve_jit("auto", "float32") is expected
+
+
+@pytest.mark.parametrize(("gpus", "expected"), [([], False), (["GPU:0"], True)])
+def test_auto_jit_is_off_for_bf16_on_the_cpu(monkeypatch, gpus, expected):
+    # XLA's CPU compiler refuses mixed bf16 training graphs in TensorFlow 2.21.
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    assert precision.resolve_jit("auto", "mixed_bfloat16") is expected
+    assert precision.resolve_jit("off", "mixed_bfloat16") is False
+
+
+def test_explicit_jit_with_bf16_on_the_cpu_is_refused(monkeypatch):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    with pytest.raises(ValueError, match="XLA on the CPU cannot compile mixed_bfloat16"):
+        precision.resolve_jit("on", "mixed_bfloat16")
 
 
 @pytest.mark.parametrize("jit", ["yes", "true", "", "ON"])

@@ -12,7 +12,7 @@ from rdanet_gan.models import critic, unet
 from rdanet_gan.models.blocks import check_input_shape
 from rdanet_gan.models.complexity import count_flops
 from rdanet_gan.models.critic import build_critic
-from rdanet_gan.models.rdau_net import ENCODER_MULTIPLIERS, build_rdau_net
+from rdanet_gan.models.rdau_net import ENCODER_MULTIPLIERS, ENCODERS, build_rdau_net
 from rdanet_gan.models.segnet import VGG16_STAGES, PoolingSwitches, build_segnet
 from rdanet_gan.models.unet import build_unet
 
@@ -48,6 +48,7 @@ def build_model(name: str, **options) -> keras.Model:
 __all__ = [
     "BUILDERS",
     "DOWNSAMPLINGS",
+    "ENCODERS",
     "PoolingSwitches",
     "build_critic",
     "build_model",

@@ -1,7 +1,7 @@
 """Forward FLOPs of a Keras model, counted analytically from its layers' shapes.
 
 Only the linear layers are counted, a multiply-add as two FLOPs: convolutions
-(1-D to 3-D, any dilation, stride or grouping), transposed convolutions and dense layers,
+(1-D to 3-D, any dilation, stride or grouping; depthwise), transposed convolutions and dense layers,
 which hold nearly all the arithmetic of the networks here. Bias additions,
 normalisation, activations, pooling, resizing and element-wise sums are left
 out, as in most papers' FLOP tables. Every kernel tap counts, including the
@@ -27,6 +27,7 @@ _NORMALIZATIONS = (  # weighted but element-wise: not counted
     layers.GroupNormalization,
     layers.LayerNormalization,
     layers.UnitNormalization,
+    layers.Normalization,
 )
 
 
@@ -52,6 +53,8 @@ def _layer_flops(layer: keras.Layer) -> int:
         taps = math.prod(layer.kernel.shape[:-1])
         values = layer.input if isinstance(layer, _TRANSPOSED) else layer.output
         return 2 * taps * _elements(values)
+    if isinstance(layer, layers.DepthwiseConv2D):  # each output value gathers kernel_h × kernel_w inputs
+        return 2 * math.prod(layer.kernel.shape[:2]) * _elements(layer.output)
     if layer.weights and not isinstance(layer, _NORMALIZATIONS):
         raise ValueError(f"count_flops: cannot count layer {layer.name!r} of type {type(layer).__name__}")
     return 0

@@ -9,6 +9,10 @@ upsampled map (``att{k}``, projecting to half the skip's channels, with the
 coefficients in ``att{k}_coeff``), concatenates and refines with a
 pre-activation residual unit (``dec{k}``). A 1×1 convolution (``logits``)
 and a sigmoid (``mask``) give the lesion probability.
+
+With ``encoder="mobilenet_v2"`` an ImageNet-pretrained MobileNetV2 replaces
+``enc2`` … ``enc6`` (its feature maps at strides 2 to 32); ``enc1``, the
+dilated module and the attention decoder stay as they are.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from rdanet_gan.models import mobilenet_v2
 from rdanet_gan.models.blocks import (
     BN_MOMENTUM,
     attention_gate,
@@ -31,6 +36,10 @@ from rdanet_gan.models.blocks import (
 ENCODER_MULTIPLIERS = (1, 2, 4, 8, 16, 16)
 """Channels of ``enc1`` … ``enc6`` in units of ``base_width`` (32, 64, …, 512, 512 at width 32)."""
 
+ENCODERS = ("mobilenet_v2",)
+"""Pretrained encoders that can replace ``enc2`` … ``enc6``."""
+ENCODER_WEIGHTS = ("imagenet", None)
+
 
 def build_rdau_net(
     input_shape: Sequence[int] = (128, 128, 1),
@@ -40,6 +49,8 @@ def build_rdau_net(
     norm: str = "batch",
     bn_momentum: float = BN_MOMENTUM,
     dropout: float = 0.0,
+    encoder: str | None = None,
+    encoder_weights: str | None = "imagenet",
     name: str = "rdau_net",
 ) -> keras.Model:
     """Build RDAU-Net, mapping images ``[B, H, W, C]`` to lesion probabilities ``[B, H, W, 1]``.
@@ -57,6 +68,11 @@ def build_rdau_net(
             batch statistics (training-mode Dice 0.92 against 0.45 in
             inference mode in our measurement).
         dropout: dropout rate on the dilated module's output (0 disables it).
+        encoder: ``None`` (RDAU-Net's own residual encoder) or a name of
+            ``ENCODERS``: a pretrained network whose feature maps at strides 2
+            to 32 replace ``enc2`` … ``enc6`` (its layers are named
+            ``encoder_*``; ``norm`` applies to the rest).
+        encoder_weights: ``"imagenet"`` or ``None`` (random initialisation).
         name: model name.
 
     The output layer ``mask`` is a float32 sigmoid even under a mixed-precision
@@ -69,13 +85,19 @@ def build_rdau_net(
     if dilated_width is None:
         dilated_width = 8 * base_width
 
+    if encoder is not None and encoder not in ENCODERS:
+        raise ValueError(f"encoder must be one of {', '.join(ENCODERS)} or None, got {encoder!r}")
+    if encoder_weights not in ENCODER_WEIGHTS:
+        raise ValueError(f"encoder_weights must be 'imagenet' or None, got {encoder_weights!r}")
+
     image = keras.Input(shape=tuple(input_shape), name="image")
-    skips = []
-    x = image
-    for level, width in enumerate(widths, start=1):
-        stride, preactivation = (1, False) if level == 1 else (2, True)
-        x = residual_unit(x, width, stride, preactivation, norm, f"enc{level}", bn_momentum)
-        skips.append(x)
+    skips = [residual_unit(image, widths[0], 1, False, norm, "enc1", bn_momentum)]
+    if encoder is None:
+        for level, width in enumerate(widths[1:], start=2):
+            skips.append(residual_unit(skips[-1], width, 2, True, norm, f"enc{level}", bn_momentum))
+    else:
+        features, weight_sources = mobilenet_v2.mobilenet_v2_features(image, bn_momentum)
+        skips += [features[stride] for stride in sorted(features)]
 
     x = dilated_module(skips.pop(), dilated_width, dilation_rates, name="dilated")
     if dropout:
@@ -92,4 +114,7 @@ def build_rdau_net(
 
     logits = layers.Conv2D(1, 1, name="logits")(x)
     mask = layers.Activation("sigmoid", dtype="float32", name="mask")(logits)
-    return keras.Model(image, mask, name=name)
+    model = keras.Model(image, mask, name=name)
+    if encoder is not None and encoder_weights == "imagenet":
+        mobilenet_v2.load_imagenet_weights(model, weight_sources)
+    return model

@@ -41,7 +41,7 @@ from rdanet_gan.evaluation.metrics import dice
 from rdanet_gan.fileio import atomic_path, write_json
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
-from rdanet_gan.models import build_model, check_input_size
+from rdanet_gan.models import ENCODERS, build_model, check_input_size
 from rdanet_gan.training.batchnorm import reestimate_batchnorm
 from rdanet_gan.training.callbacks import (
     BestModelCheckpoint,
@@ -53,6 +53,7 @@ from rdanet_gan.training.callbacks import (
 from rdanet_gan.training.deep_supervision import DeeplySupervised
 from rdanet_gan.training.gan import RDANetGAN
 from rdanet_gan.training.losses import DiceBCELoss
+from rdanet_gan.training.optimizers import EncoderScaledAdam, EncoderSchedule
 from rdanet_gan.training.precision import resolve_jit, set_precision
 
 MODELS = ("rdanet-gan", "rdau-net", "unet", "segnet")
@@ -86,6 +87,11 @@ class TrainConfig:
     ``augmentation`` is a preset or stage list of :meth:`Augmentation.parse`;
     ``deep_supervision`` adds side losses on the decoder (RDAU-Net, U-Net).
     ``recipe`` records the named recipe the run started from (see :meth:`from_recipe`).
+    ``encoder`` puts a pretrained encoder under RDAU-Net's decoder (RDAU-Net and
+    the GAN's generator; ``rdanet_gan.models.rdau_net.ENCODERS``) with
+    ``encoder_weights`` (``"imagenet"`` or None); its learning rate is
+    ``encoder_lr_scale`` × ``learning_rate``, and 0 (frozen) for the first
+    ``freeze_encoder_epochs`` epochs (:mod:`rdanet_gan.training.optimizers`).
     ``max_false_alarms`` chooses the presence level of ``best`` and ``final``
     as an operating point: the lowest that flags at most this fraction of the
     lesion-free validation scans (None: the best per-image Dice; see
@@ -111,6 +117,10 @@ class TrainConfig:
     augmentation: str = "standard"
     deep_supervision: bool = False
     recipe: str | None = None
+    encoder: str | None = None
+    encoder_weights: str | None = "imagenet"
+    encoder_lr_scale: float = 1.0
+    freeze_encoder_epochs: int = 0
     max_false_alarms: float | None = None
     init_generator: str | None = None
     schedule: str = "epoch"
@@ -135,6 +145,15 @@ class TrainConfig:
             raise ValueError("SegNet is defined with batch normalisation; norm applies to rdau-net and unet")
         if self.deep_supervision and self.model in ("rdanet-gan", "segnet"):
             raise ValueError("deep_supervision applies to rdau-net and unet (the GAN inherits it through init_generator)")
+        if self.encoder is not None:
+            if segmenter_name(self.model) != "rdau-net":
+                raise ValueError(f"encoder applies to rdau-net and rdanet-gan (their generator), not {self.model}")
+            if self.encoder not in ENCODERS:
+                raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.encoder_weights not in ("imagenet", None):
+            raise ValueError(f"encoder_weights must be 'imagenet' or None, got {self.encoder_weights!r}")
+        if self.encoder_lr_scale < 0 or self.freeze_encoder_epochs < 0:
+            raise ValueError("encoder_lr_scale and freeze_encoder_epochs must not be negative")
         if self.recipe is not None and self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if self.max_false_alarms is not None and not 0.0 <= self.max_false_alarms < 1.0:
@@ -172,14 +191,27 @@ def segmenter_name(model: str) -> str:
     return "rdau-net" if model == "rdanet-gan" else model
 
 
-def build_segmenter(config: TrainConfig) -> keras.Model:
-    """The segmentation network of ``config`` at its input size and width."""
+def build_segmenter(config: TrainConfig, pretrained: bool = True) -> keras.Model:
+    """The segmentation network of ``config`` at its input size and width.
+
+    ``pretrained=False`` skips loading an encoder's pretrained weights (for a copy whose weights are set next).
+    """
     options: dict = {"input_shape": (config.image_size, config.image_size, 1), "bn_momentum": config.bn_momentum}
     if config.base_width:
         options["base_width"] = config.base_width
     if config.norm:
         options["norm"] = config.norm
+    if config.encoder:
+        options.update(encoder=config.encoder, encoder_weights=config.encoder_weights if pretrained else None)
     return build_model(segmenter_name(config.model), **options)
+
+
+def segmenter_optimizer(config: TrainConfig, steps_per_epoch: float) -> keras.optimizers.Optimizer:
+    """Adam for the segmenter; with a pretrained encoder, Adam with the encoder's own rate scale."""
+    rate = learning_rate(config, steps_per_epoch)
+    if config.encoder:
+        return EncoderScaledAdam(rate, encoder_scale=config.encoder_lr_scale)
+    return keras.optimizers.Adam(rate)
 
 
 def build_critic(config: TrainConfig) -> keras.Model:
@@ -221,7 +253,7 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
         segmenter = build_segmenter(config)
         model = DeeplySupervised(segmenter) if config.deep_supervision else segmenter
         model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
+            optimizer=segmenter_optimizer(config, steps_per_epoch),
             loss=DiceBCELoss(),
             metrics=segmentation_metrics(),
             jit_compile=jit_compile,
@@ -241,7 +273,7 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
     gan = RDANetGAN(generator, build_critic(config), schedule=config.schedule, n_critic=config.n_critic, seed=config.seed)
     critic_steps, generator_steps = player_steps(config, steps_per_epoch)
     gan.compile(
-        g_optimizer=keras.optimizers.Adam(learning_rate(config, generator_steps)),
+        g_optimizer=segmenter_optimizer(config, generator_steps),
         d_optimizer=keras.optimizers.Adam(learning_rate(config, critic_steps)),
         adversarial_weight=config.adversarial_weight,
         segmentation_weight=config.segmentation_weight,
@@ -257,7 +289,7 @@ def float32_copy(segmenter: keras.Model, config: TrainConfig) -> keras.Model:
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        copy = build_segmenter(config)
+        copy = build_segmenter(config, pretrained=False)
     finally:
         keras.mixed_precision.set_global_policy(previous)
     copy.set_weights(segmenter.get_weights())
@@ -336,7 +368,7 @@ def train(
     config = _prepare_run_dir(run_dir, config, resume)
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.precision)
-    jit_compile = resolve_jit(config.jit)
+    jit_compile = resolve_jit(config.jit, policy)
     if not jit_compile:
         # Bit-for-bit reproducible runs. Not with XLA: Keras turns XLA off under op determinism.
         tf.config.experimental.enable_op_determinism()
@@ -382,6 +414,17 @@ def train(
         keras.callbacks.BackupAndRestore(str(run_dir / "backup"), double_checkpoint=True, delete_checkpoint=False),
         *(callbacks or []),
     ]
+    if config.encoder:  # first: it builds the optimizer that BackupAndRestore may restore
+        optimizer = model.g_optimizer if isinstance(model, RDANetGAN) else model.optimizer
+        run_callbacks.insert(
+            0,
+            EncoderSchedule(
+                getattr(optimizer, "inner_optimizer", optimizer),  # under a loss-scale wrapper
+                segmenter.trainable_variables if isinstance(model, RDANetGAN) else model.trainable_variables,
+                config.freeze_encoder_epochs,
+                config.encoder_lr_scale,
+            ),
+        )
     if config.lr_schedule == "plateau":
         plateau = ResumablePlateau(logger, config.learning_rate, monitor="val_dice", mode="max", verbose=1, **PLATEAU)
         run_callbacks.insert(2, plateau)
