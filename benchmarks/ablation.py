@@ -66,7 +66,7 @@ from rdanet_gan.errors import RdanetError
 from rdanet_gan.evaluation.calibration import choose_inference
 from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.scoring import Evaluation
-from rdanet_gan.fileio import write_json, write_text
+from rdanet_gan.fileio import portable, write_json, write_text
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
 from rdanet_gan.postprocess import choose_presence
@@ -421,8 +421,9 @@ def main(argv=None) -> int:
             )
             if not kept and ("presence" not in recorded or counted_elsewhere or other_target):
                 assessment = assess(run_dir, data, lesion_free, validate_lesion_free, args.batch_size, args.max_false_alarms)
-                results[name] = {**assessment, "command": shlex.join(train_command(name, args, run_dir))}
-                write_json(results_path, {"settings": vars(args), "machine": describe_machine(), "variants": results})
+                results[name] = {**assessment, "command": portable(shlex.join(train_command(name, args, run_dir)), args.data)}
+                settings = portable(vars(args), args.data)
+                write_json(results_path, {"settings": settings, "machine": describe_machine(), "variants": results})
             print(f"== {name}: val Dice {results[name]['validation'][results[name]['inference']]['dice']:.3f}", flush=True)
     except RdanetError as error:
         print(f"ablation: error: {error}", file=sys.stderr)

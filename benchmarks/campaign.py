@@ -9,8 +9,8 @@ session knows where the campaign stands even when the run folder did not survive
     python benchmarks/campaign.py start --data Dataset_BUSI_with_GT --out ~/runs/table1-full
     python benchmarks/campaign.py progress --out ~/runs/table1-full
 
-``start`` launches the command detached, at the lowest CPU priority (``nice -n 19``: it takes the
-CPU other work leaves idle), logging to ``OUT/campaign.log``.
+``start`` launches the command detached, at the lowest CPU priority (``nice -n 19``, and the same
+for its session's autogroup: it takes the CPU other work leaves idle), logging to ``OUT/campaign.log``.
 """
 
 from __future__ import annotations
@@ -103,6 +103,17 @@ def anonymised(command: list[str], data: str, out: str) -> list[str]:
     return ["$DATA" if part == data else "$RUNS/table1-full" if part == out else part for part in command]
 
 
+def lower_session_priority(pid: int) -> None:
+    """Give the campaign's new session the lowest weight as well: with autogroup scheduling (Linux's
+    default) ``nice`` only ranks processes within their session, and a detached run would otherwise
+    take a full share of the CPU from interactive work."""
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    try:
+        autogroup.write_text("19")
+    except OSError:  # no autogroup scheduling here: nice alone ranks it
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("start", "progress"))
@@ -124,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         (out / "campaign.pid").write_text(f"{process.pid}\n")
+        lower_session_priority(process.pid)
         print(f"started (pid {process.pid}): nice -n 19 {shlex.join(command)}")
     PROGRESS.write_text(progress_markdown(out, anonymised(command, command[3], str(out))))
     print(f"wrote {PROGRESS.relative_to(ROOT)}")

@@ -27,6 +27,7 @@ Nothing that would reconstruct a scan or a mask is copied (no figure of scans).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -40,7 +41,7 @@ from rdanet_gan.evaluation.calibration import choose_inference, write_inference
 from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
-from rdanet_gan.fileio import atomic_path, write_json, write_text
+from rdanet_gan.fileio import atomic_path, portable, write_json, write_text
 from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, sha256
 from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
 from rdanet_gan.training.trainer import TrainConfig, run_finished
@@ -95,7 +96,7 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
     command_file = reproduction / "command.txt"
     if not command_file.is_file():
         raise RdanetError(f"{command_file}: missing; it records the reproduce command (written by rdanet-gan reproduce)")
-    command = command_file.read_text(encoding="utf-8").strip()
+    command = portable(command_file.read_text(encoding="utf-8").strip(), data)
     models = [model for model in TABLE1_MODELS if (reproduction / model / "config.json").is_file()]
     if SHIPPED_MODEL not in models:
         raise RdanetError(f"{reproduction}: holds no {SHIPPED_MODEL} run")
@@ -114,7 +115,10 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
     shipped: list[Path] = []
     for model in models:
         for source, name in RECORDS.items():
-            _copy(reproduction / model / source, weights / model / name)
+            if source.endswith(".json"):  # settings and results: no machine paths in the repository
+                write_json(weights / model / name, portable(json.loads((reproduction / model / source).read_text()), data))
+            else:
+                _copy(reproduction / model / source, weights / model / name)
             shipped.append(weights / model / name)
         write_text(weights / model / "command.txt", command + "\n")
         shipped.append(weights / model / "command.txt")

@@ -63,6 +63,24 @@ def write_json(path: str | os.PathLike, data: Any, overwrite: bool = True) -> No
     write_text(path, json.dumps(nan_to_none(data), indent=2, sort_keys=False, allow_nan=False) + "\n", overwrite)
 
 
+def portable(value: Any, data: str | os.PathLike | None = None) -> Any:
+    """``value`` (a string, or nested dicts and lists of them) without this machine's absolute paths.
+
+    Records meant for a repository (commands, settings) name the dataset folder ``data`` as
+    ``$BUSI``, the current folder's contents by relative paths, and the home folder as ``~``.
+    """
+    if isinstance(value, dict):
+        return {key: portable(item, data) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(item, data) for item in value]
+    if not isinstance(value, str):
+        return value
+    if data is not None:
+        value = value.replace(str(Path(data).resolve()), "$BUSI").replace(str(data), "$BUSI")
+    value = value.replace(f"{Path.cwd()}{os.sep}", "")
+    return value.replace(str(Path.home()), "~")
+
+
 def nan_to_none(value: Any) -> Any:
     """``value`` with every float NaN (in nested dicts, lists and tuples) replaced by None."""
     if isinstance(value, dict):
