@@ -75,8 +75,8 @@ def portable(value: Any, data: str | os.PathLike | None = None) -> Any:
         return [portable(item, data) for item in value]
     if not isinstance(value, str):
         return value
-    if data is not None:
-        value = value.replace(str(Path(data).resolve()), "$BUSI").replace(str(data), "$BUSI")
+    if data is not None and Path(data).is_dir():
+        value = value.replace(str(Path(data).resolve()), "$BUSI")
     value = value.replace(f"{Path.cwd()}{os.sep}", "")
     return value.replace(str(Path.home()), "~")
 

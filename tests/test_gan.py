@@ -125,7 +125,8 @@ def test_gradient_penalty_vanishes_for_a_1_lipschitz_critic_and_stays_finite_at_
     real = tf.constant(rng.random((4, 8, 8, 2)), tf.float32)
     fake = tf.constant(rng.random((4, 8, 8, 2)), tf.float32)
     alpha = tf.constant(rng.random((4, 1, 1, 1)), tf.float32)
-    assert float(gradient_penalty(critic, real, fake, alpha)) == pytest.approx(0.0, abs=1e-8)
+    # (1 - |g|)^2 with |g| = 1 up to float32 arithmetic (1.5e-8 seen with oneDNN's AVX-512 kernels)
+    assert float(gradient_penalty(critic, real, fake, alpha)) == pytest.approx(0.0, abs=1e-6)
 
     critic.set_weights([np.zeros_like(w)])  # zero gradient: the norm's own gradient must not be NaN
     with tf.GradientTape() as tape:

@@ -264,6 +264,12 @@ def test_count_flops_matches_a_hand_count():
 
 def test_count_flops_refuses_a_layer_it_cannot_model():
     inputs = keras.Input((8, 8, 3))
-    model = keras.Model(inputs, layers.DepthwiseConv2D(3)(inputs))
-    with pytest.raises(ValueError, match="DepthwiseConv2D"):
+    model = keras.Model(inputs, layers.SeparableConv2D(4, 3)(inputs))
+    with pytest.raises(ValueError, match="SeparableConv2D"):
         count_flops(model)
+
+
+def test_count_flops_counts_a_depthwise_convolution_per_output_value():
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, layers.DepthwiseConv2D(3, strides=2, padding="same")(inputs))
+    assert count_flops(model) == 2 * 3 * 3 * (4 * 4 * 3)  # a 3×3 window per output value, one channel each

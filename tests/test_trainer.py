@@ -100,7 +100,11 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path, phantoms):
 
 
 class PoisonWeights(keras.callbacks.Callback):
-    """Turn a generator weight into NaN at the start of the given epoch."""
+    """Turn a weight of the generator's output layer into NaN at the start of the given epoch.
+
+    The output layer: an earlier NaN may not reach the loss, as a ReLU maps NaN to 0 on some
+    CPUs (AVX-512 max instructions return the non-NaN operand).
+    """
 
     def __init__(self, epoch: int):
         super().__init__()
@@ -109,7 +113,7 @@ class PoisonWeights(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if epoch == self.epoch:
             network = getattr(self.model, "generator", self.model)
-            weight = network.trainable_variables[0]
+            weight = network.trainable_variables[-1]
             weight.assign(np.full(weight.shape, np.nan, dtype="float32"))
 
 
