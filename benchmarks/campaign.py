@@ -34,7 +34,7 @@ EPOCHS = 50
 def reproduce_command(data: str, out: str, models: str) -> list[str]:
     """The campaign's ``reproduce`` command; the same line starts and resumes it."""
     return [
-        "rdanet-gan", "reproduce", "--data", data, "--split", "weights/split.json",
+        "rdanet-gan", "reproduce", "--data", data, "--split", "rdanet_gan/weights/split.json",
         "--out", out, "--models", models, "--epochs", str(EPOCHS),
     ]  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""Ship a finished reproduction into ``weights/``: the default model, its records, the manifest.
+"""Ship a finished reproduction into ``rdanet_gan/weights/``: the default model, its records, the manifest.
 
     python benchmarks/ship_weights.py --reproduction ~/runs/table1 --data BUSI_DIR [--overwrite]
 
@@ -20,7 +20,7 @@ run, which holds the command that made it (``command.txt``). This script copies
 
 and writes ``manifest.json``: every shipped file's SHA-256 and size, and for
 the model the pooled Dice on the first :data:`CHECK_SCANS` test scans of
-``weights/split.json``, which ``tests/test_shipped_weights.py`` recomputes.
+``rdanet_gan/weights/split.json``, which ``tests/test_shipped_weights.py`` recomputes.
 Nothing that would reconstruct a scan or a mask is copied (no figure of scans).
 """
 
@@ -56,7 +56,7 @@ RECORDS = {
     "summary.json": "training_summary.json",
     "evaluation/summary.json": "evaluation.json",
 }
-"""File in a model's run folder -> its name in ``weights/MODEL/``."""
+"""File in a model's run folder -> its name in ``rdanet_gan/weights/MODEL/``."""
 
 
 def calibrate(model_path: Path, data: str | Path, split_path: str | Path) -> Path:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reproduction", required=True, type=Path, help="output folder of a finished rdanet-gan reproduce")
     parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
-    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the repository's weights/)")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the repository's rdanet_gan/weights/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a shipped model and manifest")
     args = parser.parse_args(argv)
     try:

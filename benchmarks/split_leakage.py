@@ -4,12 +4,12 @@ The paper's split (538 / 50 / 57) was most likely random. This measures, over
 many random splits of the same sizes, how many of the 57 test scans have a
 near-duplicate (a re-saved crop, another frame of the same lesion) among the
 training scans, at several correlation thresholds, and the same count for a
-leakage-aware split file (``weights/split.json``: 0 at the split's threshold
+leakage-aware split file (``rdanet_gan/weights/split.json``: 0 at the split's threshold
 by construction). The file's scans that are not lesion scans of the dataset
 (BUSI's ``normal/``, which a split may list) are left out of its count and
 counted apart.
 
-    python benchmarks/split_leakage.py --data BUSI_DIR [--split weights/split.json] [--splits 1000] [--json PATH]
+    python benchmarks/split_leakage.py --data BUSI_DIR [--split rdanet_gan/weights/split.json] [--splits 1000] [--json PATH]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def markdown(results: dict, split: str | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="BUSI folder")
-    parser.add_argument("--split", help="a split file to measure too (e.g. weights/split.json)")
+    parser.add_argument("--split", help="a split file to measure too (e.g. rdanet_gan/weights/split.json)")
     parser.add_argument("--splits", type=int, default=1000, help="random splits to draw (default: 1000)")
     parser.add_argument("--json", help="also write the numbers as JSON to this file")
     args = parser.parse_args(argv)

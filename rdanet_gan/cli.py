@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment = commands.add_parser("segment", help="write a lesion mask (and an overlay) for each scan")
     segment.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, BMP, TIFF, DICOM)")
-    segment.add_argument("--model", help="segmenter .keras file (default: the shipped weights/rdanet_gan.keras)")
+    segment.add_argument("--model", help="segmenter .keras file (default: the shipped rdanet_gan/weights/rdanet_gan.keras)")
     segment.add_argument("--out", default="masks", help="output folder (default: ./masks)")
     segment.add_argument("--overlay", action="store_true", help="also write the scan with the lesion contour")
     _add_inference_options(segment)
@@ -377,7 +377,7 @@ def _calibrate(args) -> int:
     if args.max_false_alarms is not None and not 0.0 <= args.max_false_alarms < 1.0:
         raise RdanetError(f"--max-false-alarms {args.max_false_alarms}: must be at least 0 and below 1")
     if _real(model_path).is_relative_to(_real(WEIGHTS_DIR)):
-        raise RdanetError(f"{model_path}: a shipped model, checked against weights/manifest.json; calibrate a copy of it")
+        raise RdanetError(f"{model_path}: a shipped model, checked against rdanet_gan/weights/manifest.json; calibrate a copy of it")
     outputs = [inference_file(model_path), model_path.with_suffix(".presence.png")]
     _refuse_existing(outputs, args.overwrite)
     model = load_segmenter(model_path)

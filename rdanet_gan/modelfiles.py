@@ -13,7 +13,8 @@ import keras
 
 from rdanet_gan.errors import ModelFileError
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+"""The shipped models and their records, installed with the package."""
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 DEFAULT_MODEL = "rdanet_gan.keras"
 _UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
@@ -65,11 +66,11 @@ def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None
     if not path.is_file():
         raise ModelFileError(path, "shipped model file is missing")
     if sha256(path) != expected:
-        raise ModelFileError(path, "SHA-256 differs from weights/manifest.json (modified or corrupted file)")
+        raise ModelFileError(path, "SHA-256 differs from rdanet_gan/weights/manifest.json (modified or corrupted file)")
 
 
 def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model:
-    """Load a model shipped in ``weights/`` after checking its hash, and that of its inference settings."""
+    """Load a model shipped in ``rdanet_gan/weights/`` after checking its hash, and that of its inference settings."""
     from rdanet_gan.evaluation.calibration import inference_file  # imports the evaluation stack
 
     path = WEIGHTS_DIR / name

@@ -125,8 +125,8 @@ def test_first_training_batch_is_well_formed_and_reproducible(records, split):
 
 
 def test_the_committed_split_is_the_one_seed_0_makes(split):
-    """weights/split.json, on which the shipped models are trained and scored, is reproducible from the data."""
-    committed = json.loads((Path(__file__).resolve().parents[1] / "weights" / "split.json").read_text())
+    """rdanet_gan/weights/split.json, on which the shipped models are trained and scored, is reproducible from the data."""
+    committed = json.loads((Path(__file__).resolve().parents[1] / "rdanet_gan" / "weights" / "split.json").read_text())
     assert {part: committed[part] for part in ("train", "validation", "test")} == split
 
 

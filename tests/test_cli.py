@@ -215,7 +215,7 @@ def ship_into_a_weights_folder(reproduction, weights, command):
     other = json.loads((reproduction / "split.json").read_text())
     other["train"][0], other["test"][0] = other["test"][0], other["train"][0]
     (weights / "split.json").write_text(json.dumps(other))
-    assert ship_weights.main([*args, "--overwrite"]) == 2  # models scored on another split than weights/split.json
+    assert ship_weights.main([*args, "--overwrite"]) == 2  # models scored on another split than rdanet_gan/weights/split.json
 
 
 @pytest.mark.parametrize("models", ["rdanet-gan", "resnet"])

@@ -158,7 +158,7 @@ def test_verify_shipped_accepts_the_listed_hash(shipped):
 def test_verify_shipped_refuses_a_modified_file(shipped):
     with shipped.open("ab") as handle:
         handle.write(b"\0")  # still a loadable archive: only the hash can tell
-    with pytest.raises(ModelFileError, match="SHA-256 differs from weights/manifest.json"):
+    with pytest.raises(ModelFileError, match="SHA-256 differs from rdanet_gan/weights/manifest.json"):
         verify_shipped(shipped)
     with pytest.raises(ModelFileError, match="SHA-256 differs"):
         load_shipped()
@@ -178,5 +178,5 @@ def test_segment_with_modified_shipped_weights_is_one_line_and_exit_2(shipped, t
     assert cv2.imwrite(str(tmp_path / "scan.png"), np.zeros((16, 16), np.uint8))
     assert main(["segment", str(tmp_path / "scan.png"), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"rdanet-gan segment: error: {shipped}: SHA-256 differs from weights/manifest.json (modified or corrupted file)"
+        f"rdanet-gan segment: error: {shipped}: SHA-256 differs from rdanet_gan/weights/manifest.json (modified or corrupted file)"
     ]

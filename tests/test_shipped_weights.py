@@ -1,4 +1,4 @@
-"""The shipped weights (``weights/``): hashes, safe-mode loading in a fresh process, Dice on BUSI."""
+"""The shipped weights (``rdanet_gan/weights/``): hashes, safe-mode loading in a fresh process, Dice on BUSI."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import csv
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,7 +29,7 @@ MAX_FOLDER_BYTES = 60_000_000
 
 @pytest.fixture(scope="module")
 def ship_weights():
-    spec = importlib.util.spec_from_file_location("ship_weights", WEIGHTS_DIR.parent / "benchmarks" / "ship_weights.py")
+    spec = importlib.util.spec_from_file_location("ship_weights", Path(__file__).resolve().parent.parent / "benchmarks" / "ship_weights.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -108,3 +110,32 @@ def test_load_shipped_refuses_altered_inference_settings(tmp_path, monkeypatch):
     settings.write_text(settings.read_text().replace('"threshold": 0.5', '"threshold": 0.3'))
     with pytest.raises(ModelFileError, match="rdanet_gan.inference.json: SHA-256 differs"):
         modelfiles.load_shipped()
+
+
+def test_a_built_wheel_carries_the_shipped_models_and_segments_from_any_folder(tmp_path):
+    """``pip install .`` (not editable): the wheel holds the weights, and segment finds them from elsewhere."""
+    root = Path(__file__).resolve().parent.parent
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")]
+    subprocess.run([*build, str(root)], check=True, capture_output=True, timeout=600)
+    wheel = next((tmp_path / "dist").glob("rdanet_gan-*.whl"))
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)]
+    subprocess.run(install, check=True, capture_output=True, timeout=600)
+    for name in MANIFEST["files"]:
+        assert (site / "rdanet_gan" / "weights" / name).is_file(), name
+    assert (site / "rdanet_gan" / "models" / "pretrained" / "mobilenet_v2_imagenet.npz").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cv2.imwrite(str(elsewhere / "scan.png"), np.full((90, 120), 100, np.uint8))
+    code = (
+        "import sys, rdanet_gan\n"
+        f"assert rdanet_gan.__file__.startswith({str(site)!r}), rdanet_gan.__file__\n"
+        "from rdanet_gan.cli import main\n"
+        "sys.exit(main(['segment', 'scan.png', '--out', 'masks']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert cv2.imread(str(elsewhere / "masks" / "scan_mask.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
