@@ -1,12 +1,14 @@
 """Ship a finished reproduction into ``rdanet_gan/weights/``: the default model, its records, the manifest.
 
     python benchmarks/ship_weights.py --reproduction ~/runs/table1 --data BUSI_DIR [--overwrite]
+    python benchmarks/ship_weights.py --run ~/runs/pretrained/mobilenet-v2 --name rdau_net_mobilenet_v2 \
+        --split VALIDATION_SPLIT --command "..." --data BUSI_DIR   # one trained network beside them
 
 ``--reproduction`` is the output folder of a finished ``rdanet-gan reproduce``
 run, which holds the command that made it (``command.txt``). This script copies
 
 * RDA-NET-GAN's generator at its best validation Dice as ``rdanet_gan.keras``
-  (the default model of ``rdanet-gan segment``), stored as trained (float32),
+  (the paper's model, ``load_shipped("rdanet_gan.keras")``), stored as trained (float32),
   with ``rdanet_gan.inference.json``: its threshold, flip TTA and
   post-processing, chosen on the validation split (``segment`` applies them);
 * for each of the four models, shipped or not: ``log.csv`` (every epoch),
@@ -42,12 +44,12 @@ from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import atomic_path, portable, write_json, write_text
-from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, sha256
+from rdanet_gan.modelfiles import PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
 from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
 from rdanet_gan.training.trainer import TrainConfig, run_finished
 
 SHIPPED_MODEL = "rdanet-gan"
-"""The reproduction row whose ``best.keras`` becomes :data:`DEFAULT_MODEL`."""
+"""The reproduction row whose ``best.keras`` becomes :data:`PAPER_MODEL`."""
 CHECK_SCANS = 8
 """Test scans (the first of the split's test list) whose pooled Dice the manifest records."""
 RECORDS = {
@@ -108,7 +110,7 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
     if shipped_split.is_file() and load_split(shipped_split) != load_split(reproduction / "split.json"):
         raise RdanetError(f"{reproduction}: trained on another split than {shipped_split}, which the shipped models are scored on")
     if not overwrite:
-        for path in [weights / DEFAULT_MODEL, weights / "manifest.json"]:
+        for path in [weights / PAPER_MODEL, weights / "manifest.json"]:
             if path.exists():
                 raise OutputExistsError(path)
 
@@ -133,12 +135,12 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
     write_text(weights / "table1.csv", table1_csv(results))
     _copy(reproduction / "dice_distribution.png", weights / "dice_distribution.png")
     shipped += [weights / "table1.md", weights / "table1.csv", weights / "dice_distribution.png"]
-    _copy(reproduction / SHIPPED_MODEL / "best.keras", weights / DEFAULT_MODEL)
-    shipped += [weights / DEFAULT_MODEL, calibrate(weights / DEFAULT_MODEL, data, reproduction / "split.json")]
+    _copy(reproduction / SHIPPED_MODEL / "best.keras", weights / PAPER_MODEL)
+    shipped += [weights / PAPER_MODEL, calibrate(weights / PAPER_MODEL, data, reproduction / "split.json")]
 
-    case_ids, dice = handful_dice(weights / DEFAULT_MODEL, data, reproduction / "split.json")
+    case_ids, dice = handful_dice(weights / PAPER_MODEL, data, reproduction / "split.json")
     manifest = {
-        "model": DEFAULT_MODEL,
+        "model": PAPER_MODEL,
         "made_by": command,
         "check": {
             "subset": "test",
@@ -151,24 +153,88 @@ def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, over
             for path in sorted(shipped)
         },
     }
+    previous = json.loads((weights / "manifest.json").read_text()) if (weights / "manifest.json").exists() else {}
+    if previous.get("models"):  # networks shipped beside the reproduction (ship_run) stay listed
+        manifest["models"] = previous["models"]
+        kept = {name.removesuffix(".keras") for name in previous["models"]}
+        manifest["files"].update({
+            name: entry for name, entry in previous["files"].items() if name.split("/")[0].split(".")[0] in kept
+        })  # fmt: skip
+    write_json(weights / "manifest.json", manifest)
+    return manifest
+
+
+def ship_run(
+    run_dir: Path,
+    name: str,
+    data: str | Path,
+    split_path: Path,
+    command: str,
+    weights: Path = WEIGHTS_DIR,
+    overwrite: bool = False,
+) -> dict:
+    """Ship one trained run's best network as ``NAME.keras`` beside the reproduction's models.
+
+    Its inference settings (presence level included) are chosen, as ``ablation.py`` chose them, on the
+    validation list of ``split_path`` with its lesion-free scans; its records go to ``weights/NAME/``;
+    the manifest gains the files and a check of its own under ``models``.
+    """
+    model_file = weights / f"{name}.keras"
+    if model_file.exists() and not overwrite:
+        raise OutputExistsError(model_file)
+    config = TrainConfig.from_json(run_dir / "config.json")
+    if not run_finished(run_dir, config.epochs):
+        raise RdanetError(f"{run_dir}: not finished ({config.epochs} epochs asked)")
+    _copy(run_dir / "best.keras", model_file)
+    model = load_segmenter(model_file)
+    validation = prepare_data(data, {"train": [], "validation": load_split(split_path)["validation"], "test": []},
+                              image_size=model.input_shape[1]).validation  # fmt: skip
+    settings_file = write_inference(model_file, choose_inference(model, validation))
+    shipped = [model_file, settings_file]
+    for source, target in {"log.csv": "log.csv", "config.json": "config.json", "summary.json": "training_summary.json"}.items():
+        if source.endswith(".json"):
+            write_json(weights / name / target, portable(json.loads((run_dir / source).read_text()), data))
+        else:
+            _copy(run_dir / source, weights / name / target)
+        shipped.append(weights / name / target)
+    case_ids, dice = handful_dice(model_file, data, weights / "split.json")
+    manifest = json.loads((weights / "manifest.json").read_text())
+    manifest.setdefault("models", {})[model_file.name] = {
+        "made_by": portable(command, data),
+        "check": {"subset": "test", "scans": case_ids, "dice": dice, "threshold": 0.5},
+    }
+    for path in shipped:
+        manifest["files"][path.relative_to(weights).as_posix()] = {"sha256": sha256(path), "bytes": path.stat().st_size}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
     write_json(weights / "manifest.json", manifest)
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reproduction", required=True, type=Path, help="output folder of a finished rdanet-gan reproduce")
+    parser.add_argument("--reproduction", type=Path, help="output folder of a finished rdanet-gan reproduce")
+    parser.add_argument("--run", type=Path, help="instead: one finished training run, shipped as --name")
+    parser.add_argument("--name", help="with --run: the shipped file's name without .keras")
+    parser.add_argument("--split", type=Path, help="with --run: the split whose validation list (lesion-free scans included) chooses its settings")
+    parser.add_argument("--command", help="with --run: the command that trained it, for the manifest")
     parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
-    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the repository's rdanet_gan/weights/)")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the package's rdanet_gan/weights/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a shipped model and manifest")
     args = parser.parse_args(argv)
+    if (args.reproduction is None) == (args.run is None) or (args.run and not (args.name and args.split and args.command)):
+        parser.error("give --reproduction, or --run with --name, --split and --command")
     try:
-        manifest = ship(args.reproduction, args.data, args.weights, args.overwrite)
+        if args.run:
+            manifest = ship_run(args.run, args.name, args.data, args.split, args.command, args.weights, args.overwrite)
+            check, model = manifest["models"][f"{args.name}.keras"]["check"], f"{args.name}.keras"
+        else:
+            manifest = ship(args.reproduction, args.data, args.weights, args.overwrite)
+            check, model = manifest["check"], PAPER_MODEL
     except RdanetError as error:
         print(f"ship_weights: error: {error}", file=sys.stderr)
         return 2
-    size = manifest["files"][DEFAULT_MODEL]["bytes"] / 1e6
-    print(f"{args.weights / DEFAULT_MODEL}: {size:.1f} MB, Dice {manifest['check']['dice']:.4f} on {CHECK_SCANS} test scans")
+    size = manifest["files"][model]["bytes"] / 1e6
+    print(f"{args.weights / model}: {size:.1f} MB, Dice {check['dice']:.4f} on {CHECK_SCANS} test scans")
     print(f"{args.weights / 'manifest.json'}: {len(manifest['files'])} files")
     return 0
 

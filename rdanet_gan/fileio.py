@@ -75,8 +75,10 @@ def portable(value: Any, data: str | os.PathLike | None = None) -> Any:
         return [portable(item, data) for item in value]
     if not isinstance(value, str):
         return value
-    if data is not None and Path(data).is_dir():
-        value = value.replace(str(Path(data).resolve()), "$BUSI")
+    if data is not None and Path(data).is_dir():  # as given (when absolute) and resolved
+        for spelling in {str(data), str(Path(data).resolve())}:
+            if Path(spelling).is_absolute():
+                value = value.replace(spelling, "$BUSI")
     value = value.replace(f"{Path.cwd()}{os.sep}", "")
     return value.replace(str(Path.home()), "~")
 

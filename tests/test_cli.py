@@ -19,7 +19,7 @@ import pytest
 from rdanet_gan.cli import main
 from rdanet_gan.evaluation.calibration import SETTINGS
 from rdanet_gan.inference import network_probability, read_scan, segment_image
-from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, verify_shipped
+from rdanet_gan.modelfiles import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, verify_shipped
 
 SHIP_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ship_weights.py"
 
@@ -207,9 +207,9 @@ def ship_into_a_weights_folder(reproduction, weights, command):
     for name, entry in manifest["files"].items():
         assert hashlib.sha256((weights / name).read_bytes()).hexdigest() == entry["sha256"], name
     assert not any(name.startswith("fig4") for name in manifest["files"])  # no figure of scans is shipped
-    verify_shipped(weights / "rdanet_gan.keras", weights / "manifest.json")
+    verify_shipped(weights / PAPER_MODEL, weights / "manifest.json")
     assert manifest["check"]["scans"] == json.loads((reproduction / "split.json").read_text())["test"][:8]
-    _, dice = ship_weights.handful_dice(weights / "rdanet_gan.keras", "phantom", reproduction / "split.json")
+    _, dice = ship_weights.handful_dice(weights / PAPER_MODEL, "phantom", reproduction / "split.json")
     assert dice == manifest["check"]["dice"]
     assert ship_weights.main(args) == 2  # a shipped model is never replaced without --overwrite
     other = json.loads((reproduction / "split.json").read_text())

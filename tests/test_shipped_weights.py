@@ -19,7 +19,7 @@ import pytest
 from rdanet_gan import modelfiles
 from rdanet_gan.cli import main
 from rdanet_gan.errors import ModelFileError
-from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.modelfiles import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
 
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
 MODELS = ("rdau-net", "rdanet-gan", "unet", "segnet")
@@ -36,7 +36,8 @@ def ship_weights():
 
 
 def test_every_shipped_file_has_the_hash_and_size_of_its_manifest_entry():
-    assert DEFAULT_MODEL in MANIFEST["files"]
+    assert DEFAULT_MODEL in MANIFEST["files"] and PAPER_MODEL in MANIFEST["files"]
+    assert DEFAULT_MODEL in MANIFEST["models"]  # shipped beside the reproduction, with a check of its own
     for name, entry in MANIFEST["files"].items():
         data = (WEIGHTS_DIR / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
@@ -49,10 +50,11 @@ def test_shipped_files_stay_small():
     assert sum(sizes) <= MAX_FOLDER_BYTES
 
 
-def test_the_shipped_model_loads_with_plain_keras_in_safe_mode_in_a_fresh_process():
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, PAPER_MODEL])
+def test_the_shipped_models_load_with_plain_keras_in_safe_mode_in_a_fresh_process(name):
     code = (
         "import keras, rdanet_gan\n"
-        f"model = keras.models.load_model({str(WEIGHTS_DIR / DEFAULT_MODEL)!r}, safe_mode=True)\n"
+        f"model = keras.models.load_model({str(WEIGHTS_DIR / name)!r}, safe_mode=True)\n"
         "print(model.input_shape, model.output_shape)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
@@ -60,11 +62,13 @@ def test_the_shipped_model_loads_with_plain_keras_in_safe_mode_in_a_fresh_proces
     assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1) (None, 128, 128, 1)"
 
 
-def test_the_shipped_model_scores_its_recorded_dice_on_a_fixed_handful_of_busi_test_scans(busi_dir, ship_weights):
-    case_ids, dice = ship_weights.handful_dice(WEIGHTS_DIR / DEFAULT_MODEL, busi_dir, WEIGHTS_DIR / "split.json")
-    assert case_ids == MANIFEST["check"]["scans"]
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, PAPER_MODEL])
+def test_the_shipped_models_score_their_recorded_dice_on_a_fixed_handful_of_busi_test_scans(busi_dir, ship_weights, name):
+    check = MANIFEST["check"] if name == PAPER_MODEL else MANIFEST["models"][name]["check"]
+    case_ids, dice = ship_weights.handful_dice(WEIGHTS_DIR / name, busi_dir, WEIGHTS_DIR / "split.json")
+    assert case_ids == check["scans"]
     assert len(case_ids) == ship_weights.CHECK_SCANS
-    assert dice == pytest.approx(MANIFEST["check"]["dice"], abs=2e-3)
+    assert dice == pytest.approx(check["dice"], abs=2e-3)
     assert dice >= 0.4  # an untrained network or a broken input pipeline scores far below
 
 
@@ -89,8 +93,8 @@ def test_segment_uses_the_checked_shipped_model_by_default(tmp_path, capsys):
     cv2.imwrite(str(scan), np.full((90, 120), 100, np.uint8))
     assert main(["segment", str(scan), "--out", str(tmp_path / "masks")]) == 0
     assert cv2.imread(str(tmp_path / "masks" / "scan_mask.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
-    settings = WEIGHTS_DIR / "rdanet_gan.inference.json"  # chosen on the validation split, and hashed
-    assert "rdanet_gan.inference.json" in MANIFEST["files"]
+    settings = WEIGHTS_DIR / DEFAULT_MODEL.replace(".keras", ".inference.json")  # chosen on validation, hashed
+    assert settings.name in MANIFEST["files"]
     assert f"(recorded in {settings})" in capsys.readouterr().out.splitlines()[0]
 
 
@@ -98,18 +102,21 @@ def test_shipped_inference_settings_are_the_best_on_validation():
     record = json.loads((WEIGHTS_DIR / "rdanet_gan.inference.json").read_text())
     assert record["validation_dice"][record["chosen"]] == max(record["validation_dice"].values())
     assert record["flip_tta"] and record["postprocess"]  # "all" won: the model card's recommendation
+    default = json.loads((WEIGHTS_DIR / DEFAULT_MODEL.replace(".keras", ".inference.json")).read_text())
+    assert default["validation_dice"][default["chosen"]] == max(default["validation_dice"].values())
+    assert default["validation_lesion_free_scans"] > 0  # its presence level was chosen on lesion-free scans
 
 
 def test_load_shipped_refuses_altered_inference_settings(tmp_path, monkeypatch):
-    for name in (DEFAULT_MODEL, "rdanet_gan.inference.json", "manifest.json"):
+    for name in (PAPER_MODEL, "rdanet_gan.inference.json", "manifest.json"):
         shutil.copy(WEIGHTS_DIR / name, tmp_path / name)
     monkeypatch.setattr(modelfiles, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setattr(modelfiles, "MANIFEST", tmp_path / "manifest.json")
-    assert modelfiles.load_shipped().input_shape == (None, 128, 128, 1)  # the copy checks out
+    assert modelfiles.load_shipped(PAPER_MODEL).input_shape == (None, 128, 128, 1)  # the copy checks out
     settings = tmp_path / "rdanet_gan.inference.json"
     settings.write_text(settings.read_text().replace('"threshold": 0.5', '"threshold": 0.3'))
     with pytest.raises(ModelFileError, match="rdanet_gan.inference.json: SHA-256 differs"):
-        modelfiles.load_shipped()
+        modelfiles.load_shipped(PAPER_MODEL)
 
 
 def test_a_built_wheel_carries_the_shipped_models_and_segments_from_any_folder(tmp_path):
