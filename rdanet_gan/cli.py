@@ -491,6 +491,9 @@ def _segment(args) -> int:
         except RdanetError as error:
             problems.append(str(error))
             continue
+        except Exception as error:  # noqa: BLE001 - one scan's failure, whatever it is, must not end the batch
+            problems.append(f"{path}: {type(error).__name__}: {error}".splitlines()[0])
+            continue
         written.update((_real(output), path) for output in outputs)
         done += 1
         print(f"{path}: lesion in {100 * float(np.mean(mask)):.1f}% of the scan")

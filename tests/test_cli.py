@@ -106,6 +106,19 @@ def test_segment_writes_masks_at_the_input_size_and_overlays(trained_run, phanto
     assert mask.shape == (48, 48) and set(mask.ravel()) <= {0, 255}
 
 
+def test_segment_overlays_scans_one_pixel_high_or_wide(trained_run, tmp_path, capsys):
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    for name, shape in {"row": (1, 40), "column": (40, 1), "square": (40, 40)}.items():
+        cv2.imwrite(str(scans / f"{name}.png"), np.full(shape, 90, np.uint8))
+    out = tmp_path / "masks"
+    code, _, err = run(["segment", str(scans), "--model", str(trained_run / "final.keras"), "--out", str(out), "--overlay"], capsys)
+    assert code == 0, err
+    for name, shape in {"row": (1, 40), "column": (40, 1), "square": (40, 40)}.items():
+        assert cv2.imread(str(out / f"{name}_mask.png"), cv2.IMREAD_UNCHANGED).shape == shape
+        assert (out / f"{name}_overlay.png").is_file()
+
+
 def test_segment_with_flip_tta_and_postprocessing_writes_at_most_one_region(trained_run, phantom_folder, tmp_path, capsys):
     out = tmp_path / "masks"
     argv = ["segment", str(phantom_folder / "images"), "--model", str(trained_run / "final.keras"), "--out", str(out)]

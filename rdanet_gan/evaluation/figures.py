@@ -198,7 +198,8 @@ def _gray(image: np.ndarray) -> np.ndarray:
 
 def _contours(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rows, cols) of each closed lesion outline; a lesion touching the border is closed along it."""
-    padded = np.pad(np.squeeze(np.asarray(mask, dtype=float)), 1)
+    mask = np.asarray(mask, dtype=float)
+    padded = np.pad(mask.reshape(mask.shape[:2]), 1)  # (H, W) or (H, W, 1); never squeeze a 1-pixel side away
     return [(contour[:, 0] - 1, contour[:, 1] - 1) for contour in measure.find_contours(padded, 0.5)]
 
 
