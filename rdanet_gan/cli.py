@@ -253,6 +253,13 @@ def _config(args, model: str, **extra):
     from rdanet_gan.errors import RdanetError
     from rdanet_gan.training import TrainConfig
 
+    for option in ("epochs", "batch_size", "image_size", "base_width"):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            raise RdanetError(f"--{option.replace('_', '-')} {value}: must be positive")
+    for option in ("freeze_encoder_epochs", "encoder_lr_scale"):
+        if getattr(args, option) < 0:
+            raise RdanetError(f"--{option.replace('_', '-')} {getattr(args, option)}: must not be negative")
     recipe_options = {
         "augmentation": args.augmentation,
         "deep_supervision": args.deep_supervision,

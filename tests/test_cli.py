@@ -404,3 +404,20 @@ def test_native_resolution_of_phantoms_is_one_line(trained_run, capsys):
     argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", "phantom", "--split", str(trained_run / "split.json")]
     code, _, err = run([*argv, "--native-resolution"], capsys)
     assert code == 2 and "--native-resolution needs scans read from files" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "why"),
+    [
+        ("--epochs", "0", "must be positive"),
+        ("--batch-size", "-2", "must be positive"),
+        ("--base-width", "0", "must be positive"),
+        ("--freeze-encoder-epochs", "-1", "must not be negative"),
+        ("--encoder-lr-scale", "-0.5", "must not be negative"),
+    ],
+)
+def test_a_bad_training_number_names_its_option_and_value(option, value, why, tmp_path, capsys):
+    code, _, err = run(["train", "--model", "rdau-net", "--data", "phantom", option, value, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [f"rdanet-gan train: error: {option} {value}: {why}"]
+    assert not (tmp_path / "run").exists()
