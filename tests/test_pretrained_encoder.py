@@ -82,7 +82,16 @@ def torchvision_features(gray: np.ndarray, arrays: dict) -> dict[int, np.ndarray
     return features
 
 
-def test_keras_encoder_computes_torchvisions_features():
+@pytest.fixture
+def float32_policy():
+    """Build in float32 whatever dtype policy an earlier test in this worker left (train() sets one)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy(previous)
+
+
+def test_keras_encoder_computes_torchvisions_features(float32_policy):
     image = keras.Input((64, 64, 1))
     features, sources = mb.mobilenet_v2_features(image)
     encoder = keras.Model(image, features)
