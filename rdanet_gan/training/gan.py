@@ -156,14 +156,25 @@ class RDANetGAN(keras.Model):
             return self.train_function
         if self.steps_per_execution > 1:
             raise ValueError("RDANetGAN picks its phase per step: compile it with steps_per_execution=1")
-        critic_function = self._make_function(self.critic_train_step)
-        generator_function = self._make_function(self.generator_train_step)
+        critic_function = self._compiled(self.critic_train_step)
+        generator_function = self._compiled(self.generator_train_step)
 
         def train_function(iterator):
             return critic_function(iterator) if self.is_critic_step() else generator_function(iterator)
 
         self.train_function = train_function
         return train_function
+
+    def _compiled(self, step):
+        """``step`` compiled as Keras compiles a train step (distribution, XLA), through its private
+        ``_make_function``: the one place this package relies on a Keras internal."""
+        make_function = getattr(self, "_make_function", None)
+        if make_function is None:
+            raise RuntimeError(
+                f"Keras {keras.__version__} has no Trainer._make_function, which RDANetGAN compiles its two phases "
+                "with; install the Keras version setup.cfg names (keras>=3.15,<3.16)"
+            )
+        return make_function(step)
 
     def train_step(self, data):
         """One step of the phase the step counter is in (``fit`` compiles each phase on its own)."""
