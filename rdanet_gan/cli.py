@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment = commands.add_parser("segment", help="write a lesion mask (and an overlay) for each scan")
     segment.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, BMP, TIFF, DICOM)")
-    segment.add_argument("--model", help="segmenter .keras file (default: the shipped rdanet_gan/weights/rdau_net_mobilenet_v2.keras)")
+    segment.add_argument("--model", help="segmenter .keras file (default: the shipped rdanet_gan/weights/rdanet_gan_mobilenet_v2.keras)")
     segment.add_argument("--out", default="masks", help="output folder (default: ./masks)")
     segment.add_argument("--overlay", action="store_true", help="also write the scan with the lesion contour")
     _add_inference_options(segment)

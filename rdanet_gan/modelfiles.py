@@ -16,9 +16,9 @@ from rdanet_gan.errors import ModelFileError
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 """The shipped models and their records, installed with the package."""
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-DEFAULT_MODEL = "rdau_net_mobilenet_v2.keras"
-"""The model ``segment`` and :func:`load_shipped` use: RDAU-Net's decoder on an ImageNet MobileNetV2,
-the best on validation of what the package ships (see ``weights/README.md``)."""
+DEFAULT_MODEL = "rdanet_gan_mobilenet_v2.keras"
+"""The model ``segment`` and :func:`load_shipped` use: RDA-NET-GAN whose generator is RDAU-Net's decoder on
+an ImageNet MobileNetV2, the best on validation of what the package ships (see ``weights/README.md``)."""
 PAPER_MODEL = "rdanet_gan.keras"
 """The paper's RDA-NET-GAN generator (reduced size until the full-size campaign ends), by name."""
 _UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
