@@ -3,6 +3,7 @@
     python benchmarks/ship_weights.py --reproduction ~/runs/table1 --data BUSI_DIR [--overwrite]
     python benchmarks/ship_weights.py --run ~/runs/pretrained/mobilenet-v2 --name rdanet_gan_mobilenet_v2 \
         --split VALIDATION_SPLIT --command "..." --data BUSI_DIR   # one trained network beside them
+    python benchmarks/ship_weights.py --export rdanet_gan_mobilenet_v2 --data BUSI_DIR   # its LiteRT export
 
 ``--reproduction`` is the output folder of a finished ``rdanet-gan reproduce``
 run, which holds the command that made it (``command.txt``). This script copies
@@ -33,18 +34,21 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from rdanet_gan.data import ArraySet, load_normal_scans, load_split, prepare_data
 from rdanet_gan.errors import DataError, OutputExistsError, RdanetError
-from rdanet_gan.evaluation.calibration import choose_inference, write_inference
+from rdanet_gan.evaluation.calibration import choose_inference, read_inference, write_inference
 from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import atomic_path, portable, write_json, write_text
-from rdanet_gan.modelfiles import PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
+from rdanet_gan.litert import export_litert
+from rdanet_gan.modelfiles import EXPORT_SUFFIX, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
+from rdanet_gan.postprocess import InferenceSettings
 from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
 from rdanet_gan.training.trainer import TrainConfig, run_finished
 
@@ -52,6 +56,9 @@ SHIPPED_MODEL = "rdanet-gan"
 """The reproduction row whose ``best.keras`` becomes :data:`PAPER_MODEL`."""
 CHECK_SCANS = 8
 """Test scans (the first of the split's test list) whose pooled Dice the manifest records."""
+EXPORT_QUANTIZATION = "float16"
+"""The shipped LiteRT export stores its weights in half precision: half the file, the same speed, validation
+Dice within 0.001 of the Keras model (``manifest.json``)."""
 RECORDS = {
     "log.csv": "log.csv",
     "config.json": "config.json",
@@ -210,6 +217,44 @@ def ship_run(
     return manifest
 
 
+def ship_export(
+    name: str, data: str | Path, quantization: str = EXPORT_QUANTIZATION, weights: Path = WEIGHTS_DIR, overwrite: bool = False
+) -> dict:
+    """Ship the LiteRT export of shipped model ``NAME.keras`` as ``NAME.tflite`` (its settings file is shared).
+
+    The manifest records the validation Dice of both under those settings (pooled, at the network's size),
+    which ``tests/test_shipped_weights.py`` recomputes, and the usual handful check.
+    """
+    model_file, export = weights / f"{name}.keras", weights / f"{name}{EXPORT_SUFFIX}"
+    settings = read_inference(model_file)
+    if settings is None:
+        raise RdanetError(f"{model_file}: ship it with its inference settings first (--run)")
+    model = load_segmenter(model_file)
+    export_litert(model, export, quantization, overwrite=overwrite)
+    dice = {
+        "keras": validation_dice(model, data, weights / "split.json", settings),
+        "litert": validation_dice(load_segmenter(export), data, weights / "split.json", settings),
+    }
+    case_ids, handful = handful_dice(export, data, weights / "split.json")
+    manifest = json.loads((weights / "manifest.json").read_text())
+    manifest.setdefault("models", {})[export.name] = {
+        "made_by": f"rdanet-gan export {model_file.name} --quantization {quantization}",
+        "check": {"subset": "test", "scans": case_ids, "dice": handful, "threshold": 0.5},
+        "validation_dice": {**dice, "settings": settings.describe()},
+    }
+    manifest["files"][export.name] = {"sha256": sha256(export), "bytes": export.stat().st_size}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    write_json(weights / "manifest.json", manifest)
+    return manifest
+
+
+def validation_dice(model, data: str | Path, split_path: str | Path, settings: InferenceSettings) -> float:
+    """A segmenter's pooled Dice on a split's validation scans under ``settings``, at the network's size."""
+    validation = load_split(split_path)["validation"]
+    scans = prepare_data(data, {"train": [], "validation": validation, "test": []}, image_size=model.input_shape[1])
+    return float(evaluate_model(model, scans.validation, **asdict(settings)).pooled["dice"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reproduction", type=Path, help="output folder of a finished rdanet-gan reproduce")
@@ -217,14 +262,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="with --run: the shipped file's name without .keras")
     parser.add_argument("--split", type=Path, help="with --run: the split whose validation list (lesion-free scans included) chooses its settings")
     parser.add_argument("--command", help="with --run: the command that trained it, for the manifest")
+    parser.add_argument("--export", metavar="NAME", help="instead: ship the LiteRT export of the shipped NAME.keras")
     parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the package's rdanet_gan/weights/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a shipped model and manifest")
     args = parser.parse_args(argv)
-    if (args.reproduction is None) == (args.run is None) or (args.run and not (args.name and args.split and args.command)):
-        parser.error("give --reproduction, or --run with --name, --split and --command")
+    sources = [args.reproduction, args.run, args.export]
+    if sum(source is not None for source in sources) != 1 or (args.run and not (args.name and args.split and args.command)):
+        parser.error("give --reproduction, --export NAME, or --run with --name, --split and --command")
     try:
-        if args.run:
+        if args.export:
+            model = f"{args.export}{EXPORT_SUFFIX}"
+            manifest = ship_export(args.export, args.data, weights=args.weights, overwrite=args.overwrite)
+            check = manifest["models"][model]["check"]
+        elif args.run:
             manifest = ship_run(args.run, args.name, args.data, args.split, args.command, args.weights, args.overwrite)
             check, model = manifest["models"][f"{args.name}.keras"]["check"], f"{args.name}.keras"
         else:

@@ -1,4 +1,4 @@
-"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, calibrate, segment, reproduce.
+"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, calibrate, segment, export, reproduce.
 
 Every error the user can cause ends the command with one line on stderr and
 exit code 2; ``segment`` exits 3 when some inputs were processed and others
@@ -86,7 +86,9 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``rdanet-gan`` parser with its seven commands."""
+    """The ``rdanet-gan`` parser with its eight commands."""
+    from rdanet_gan.litert import QUANTIZATIONS
+
     parser = argparse.ArgumentParser(
         prog="rdanet-gan",
         description="Breast-ultrasound lesion segmentation with RDA-Net-GAN (RDAU-Net + Wasserstein critic) and its baselines.",
@@ -139,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gp-weight", type=float, default=10.0, help="RDA-Net-GAN: gradient-penalty weight lambda (default: 10)")
 
     evaluate = commands.add_parser("evaluate", help="score a model on a split's test images; print the table")
-    evaluate.add_argument("--model", required=True, help="segmenter .keras file")
+    evaluate.add_argument("--model", required=True, help="segmenter: a .keras file or a LiteRT export (.tflite)")
     evaluate.add_argument("--data", required=True, help="dataset folder")
     evaluate.add_argument("--split", required=True, help="split JSON file")
     evaluate.add_argument("--subset", default="test", choices=("train", "validation", "test"), help="which part of the split (default: test)")
@@ -166,11 +168,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     segment = commands.add_parser("segment", help="write a lesion mask (and an overlay) for each scan")
     segment.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, BMP, TIFF, DICOM)")
-    segment.add_argument("--model", help="segmenter .keras file (default: the shipped rdanet_gan/weights/rdanet_gan_mobilenet_v2.keras)")
+    segment.add_argument(
+        "--model",
+        help="segmenter: a .keras file or a LiteRT export (.tflite) (default: the shipped RDA-NET-GAN on MobileNetV2, run as --backend says)",
+    )
+    segment.add_argument(
+        "--backend",
+        choices=("litert", "keras"),
+        help="run the shipped model by its LiteRT export (faster on a CPU; the default) or by TensorFlow (the .keras file)",
+    )
     segment.add_argument("--out", default="masks", help="output folder (default: ./masks)")
     segment.add_argument("--overlay", action="store_true", help="also write the scan with the lesion contour")
     _add_inference_options(segment)
     segment.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+    export = commands.add_parser("export", help="write a segmenter as a LiteRT (.tflite) file, for faster prediction on a CPU")
+    export.add_argument("model", metavar="MODEL", help="segmenter .keras file")
+    export.add_argument("--out", help="the LiteRT file to write (default: MODEL with the suffix .tflite)")
+    export.add_argument(
+        "--quantization",
+        choices=QUANTIZATIONS,
+        default="float32",
+        help="float32 (the default: the network as it is), float16 (weights in half precision: half the file), "
+        "int8 (8-bit arithmetic, calibrated on the training scans of --data/--split; check its Dice before use)",
+    )
+    export.add_argument("--data", help="with --quantization int8: dataset folder whose training scans calibrate it")
+    export.add_argument("--split", help="with --quantization int8: split file naming those training scans")
+    export.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     reproduce = commands.add_parser("reproduce", help="train and evaluate the four models; write Table 1 and Fig. 4")
     _add_train_options(reproduce, default_recipe="paper")
@@ -479,10 +503,14 @@ def _segment(args) -> int:
     from rdanet_gan.errors import RdanetError
     from rdanet_gan.evaluation.figures import plot_overlay
     from rdanet_gan.inference import read_scan, segment_image, write_mask
-    from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, load_shipped
+    from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, load_shipped, shipped_export
 
-    model = load_segmenter(args.model) if args.model else load_shipped()
-    settings = _inference_settings(args, Path(args.model) if args.model else WEIGHTS_DIR / DEFAULT_MODEL)
+    if args.model and args.backend:
+        raise RdanetError("--backend chooses how the shipped model runs; --model FILE runs as its suffix says (.keras or .tflite)")
+    shipped = DEFAULT_MODEL if args.backend == "keras" else shipped_export(DEFAULT_MODEL) or DEFAULT_MODEL
+    model_path = Path(args.model) if args.model else WEIGHTS_DIR / shipped
+    model = load_segmenter(model_path) if args.model else load_shipped(shipped)
+    settings = _inference_settings(args, model_path)
     files, problems = _segment_inputs(args.inputs, Path(args.out))
     protected = _protected_files(files, args.inputs, Path(args.out))
     written: dict[Path, Path] = {}
@@ -511,6 +539,42 @@ def _segment(args) -> int:
     return EXIT_PARTIAL if problems else 0
 
 
+def _export(args) -> int:
+    import shutil
+
+    from rdanet_gan.data import prepare_data
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.evaluation.calibration import inference_file
+    from rdanet_gan.litert import export_agreement, export_litert
+    from rdanet_gan.modelfiles import EXPORT_SUFFIX, load_segmenter
+
+    model_path = Path(args.model)
+    out = Path(args.out) if args.out else model_path.with_suffix(EXPORT_SUFFIX)
+    if out.suffix.lower() != EXPORT_SUFFIX:
+        raise RdanetError(f"--out {out}: a LiteRT file ends in {EXPORT_SUFFIX}")
+    if args.quantization == "int8" and not (args.data and args.split):
+        raise RdanetError("--quantization int8: needs --data and --split, whose training scans calibrate it")
+    if (args.data or args.split) and args.quantization != "int8":
+        raise RdanetError("--data and --split calibrate --quantization int8 only")
+    settings = inference_file(model_path)  # copied beside the export, unless the export shares it (same folder and name)
+    settings = settings if settings.is_file() and _real(settings) != _real(inference_file(out)) else None
+    _refuse_existing([out] + ([inference_file(out)] if settings else []), args.overwrite)
+    model = load_segmenter(model_path)
+    if not hasattr(model, "layers"):
+        raise RdanetError(f"{model_path}: already a LiteRT export; export the .keras model it came from")
+    scans = prepare_data(args.data, args.split, image_size=model.input_shape[1]).train.images if args.data else None
+    export_litert(model, out, args.quantization, calibration=scans, overwrite=args.overwrite)
+    if settings:
+        shutil.copyfile(settings, inference_file(out))
+    difference = export_agreement(model, load_segmenter(out), scans)
+    copied = f"; its inference settings copied to {inference_file(out)}" if settings else ""
+    print(
+        f"{out}: LiteRT, {args.quantization}, {out.stat().st_size / 1e6:.1f} MB; "
+        f"largest probability difference from Keras {difference:.2g}{copied}"
+    )
+    return 0
+
+
 def _reproduce(args) -> int:
     from rdanet_gan.errors import RdanetError
     from rdanet_gan.reproduce import check_models, check_settings, reproduce
@@ -537,6 +601,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "calibrate": _calibrate,
     "segment": _segment,
+    "export": _export,
     "reproduce": _reproduce,
 }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 
 from rdanet_gan.errors import ModelFileError
+from rdanet_gan.litert import LiteRTSegmenter
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 """The shipped models and their records, installed with the package."""
@@ -19,6 +20,8 @@ MANIFEST = WEIGHTS_DIR / "manifest.json"
 DEFAULT_MODEL = "rdanet_gan_mobilenet_v2.keras"
 """The model ``segment`` and :func:`load_shipped` use: RDA-NET-GAN whose generator is RDAU-Net's decoder on
 an ImageNet MobileNetV2, the best on validation of what the package ships (see ``weights/README.md``)."""
+EXPORT_SUFFIX = ".tflite"
+"""A LiteRT export of a segmenter (``rdanet-gan export``); the shipped default model has one."""
 PAPER_MODEL = "rdanet_gan.keras"
 """The paper's RDA-NET-GAN generator (reduced size until the full-size campaign ends), by name."""
 _UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
@@ -33,9 +36,11 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_segmenter(path: str | Path) -> keras.Model:
-    """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes).
+def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
+    """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes), or a LiteRT export.
 
+    A ``.tflite`` file (written by ``rdanet-gan export``) loads as a
+    :class:`~rdanet_gan.litert.LiteRTSegmenter`, used like the Keras model.
     Every failure is one line naming the file: missing, not an intact
     ``.keras`` archive (truncated or corrupted), refused by safe mode, or not
     a segmenter (one-channel image in, one-channel mask of the same size out).
@@ -43,6 +48,8 @@ def load_segmenter(path: str | Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(path, "no such model file")
+    if path.suffix.lower() == EXPORT_SUFFIX:
+        return LiteRTSegmenter(path)
     _check_archive(path)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
@@ -73,8 +80,11 @@ def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None
         raise ModelFileError(path, "SHA-256 differs from rdanet_gan/weights/manifest.json (modified or corrupted file)")
 
 
-def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model:
-    """Load a model shipped in ``rdanet_gan/weights/`` after checking its hash, and that of its inference settings."""
+def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model | LiteRTSegmenter:
+    """Load a model shipped in ``rdanet_gan/weights/`` after checking its hash, and that of its inference settings.
+
+    ``name`` is a ``.keras`` file or a LiteRT export (:func:`shipped_export`).
+    """
     from rdanet_gan.evaluation.calibration import inference_file  # imports the evaluation stack
 
     path = WEIGHTS_DIR / name
@@ -84,6 +94,12 @@ def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model:
     if inference_file(path).exists():  # applied by segment: shipped and hashed with the model
         verify_shipped(inference_file(path))
     return load_segmenter(path)
+
+
+def shipped_export(name: str = DEFAULT_MODEL) -> str | None:
+    """The name of the LiteRT export shipped beside shipped model ``name``, or None when there is none."""
+    export = Path(name).with_suffix(EXPORT_SUFFIX).name
+    return export if (WEIGHTS_DIR / export).is_file() else None
 
 
 def _check_archive(path: Path) -> None:

@@ -19,9 +19,12 @@ import pytest
 from rdanet_gan import modelfiles
 from rdanet_gan.cli import main
 from rdanet_gan.errors import ModelFileError
+from rdanet_gan.evaluation.calibration import read_inference
 from rdanet_gan.modelfiles import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
 
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
+EXPORT = DEFAULT_MODEL.replace(".keras", ".tflite")
+SETTINGS = WEIGHTS_DIR / DEFAULT_MODEL.replace(".keras", ".inference.json")
 MODELS = ("rdau-net", "rdanet-gan", "unet", "segnet")
 MAX_FILE_BYTES = 50_000_000
 MAX_FOLDER_BYTES = 60_000_000
@@ -87,15 +90,28 @@ def test_every_model_ships_its_log_evaluation_and_command():
     assert json.loads((WEIGHTS_DIR / "rdanet-gan" / "config.json").read_text())["settings"]["init_generator"]
 
 
-def test_segment_uses_the_checked_shipped_model_by_default(tmp_path, capsys):
+def test_segment_uses_the_checked_shipped_model_by_default_through_its_litert_export(tmp_path, capsys, monkeypatch):
     assert load_shipped().input_shape == (None, 128, 128, 1)
     scan = tmp_path / "scan.png"
-    cv2.imwrite(str(scan), np.full((90, 120), 100, np.uint8))
-    assert main(["segment", str(scan), "--out", str(tmp_path / "masks")]) == 0
-    assert cv2.imread(str(tmp_path / "masks" / "scan_mask.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
-    settings = WEIGHTS_DIR / DEFAULT_MODEL.replace(".keras", ".inference.json")  # chosen on validation, hashed
-    assert settings.name in MANIFEST["files"]
-    assert f"(recorded in {settings})" in capsys.readouterr().out.splitlines()[0]
+    cv2.imwrite(str(scan), np.random.default_rng(0).integers(0, 255, (90, 120), dtype=np.uint8))
+    loaded = []
+    monkeypatch.setattr(modelfiles, "verify_shipped", lambda path, *_: loaded.append(Path(path).name))
+    for backend, folder in ([], "litert"), (["--backend", "keras"], "keras"):
+        assert main(["segment", str(scan), "--out", str(tmp_path / folder), *backend]) == 0
+    assert loaded == [EXPORT, SETTINGS.name, DEFAULT_MODEL, SETTINGS.name]  # each checked against the manifest
+    masks = [cv2.imread(str(tmp_path / folder / "scan_mask.png"), cv2.IMREAD_UNCHANGED) for folder in ("litert", "keras")]
+    assert masks[0].shape == (90, 120)
+    assert np.mean(masks[0] == masks[1]) > 0.99
+    assert SETTINGS.name in MANIFEST["files"]  # chosen on validation, hashed
+    assert f"(recorded in {SETTINGS})" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_the_shipped_litert_export_keeps_the_validation_dice_of_its_keras_model(busi_dir, ship_weights):
+    record = MANIFEST["models"][EXPORT]["validation_dice"]
+    assert abs(record["litert"] - record["keras"]) <= 0.005  # recorded by ship_weights.py --export
+    settings = read_inference(WEIGHTS_DIR / DEFAULT_MODEL)
+    dice = ship_weights.validation_dice(load_shipped(EXPORT), busi_dir, WEIGHTS_DIR / "split.json", settings)
+    assert dice == pytest.approx(record["litert"], abs=1e-3)
 
 
 def test_shipped_inference_settings_are_the_best_on_validation():

@@ -1,0 +1,158 @@
+"""Exported segmenters: write a LiteRT (TFLite) file from a Keras segmenter, and run one.
+
+LiteRT runs the network through XNNPACK, faster on a CPU than TensorFlow's own
+graph (``benchmarks/throughput.py --prediction``), and its runtime
+(``ai-edge-litert``) imports in a fraction of a second without TensorFlow.
+An export holds the network up to its logits (signature ``serve``, output
+``logits``); the sigmoid runs here in float32, so that an int8 network's
+quantised output does not round probabilities to steps of 1/256 (presence
+levels such as 0.999 need the tail). A ``.tflite`` file is a flat buffer of
+operators and weights: loading it runs no Python code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdanet_gan.errors import ModelFileError
+from rdanet_gan.fileio import atomic_path
+
+QUANTIZATIONS = ("float32", "float16", "int8")
+"""``float32``: the Keras network as it is; ``float16``: its weights stored in half precision (half the file,
+computed in float32); ``int8``: weights and activations in 8 bits, their ranges calibrated on scans."""
+SIGNATURE = "serve"
+OUTPUT = "logits"
+CALIBRATION_SCANS = 100
+"""How many scans int8 calibration reads (the ranges of the activations settle well before)."""
+
+
+def export_litert(
+    model: Any,
+    path: str | os.PathLike,
+    quantization: str = "float32",
+    calibration: np.ndarray | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` (a segmenter ending in the sigmoid layer ``mask``) as a LiteRT file.
+
+    ``calibration`` (scans, ``(N, H, W, 1)`` in [0, 1], training scans rather
+    than the scans a figure is reported on) sets the int8 ranges; it is
+    required for ``quantization="int8"``. Goes through ``model.export`` and
+    ``TFLiteConverter.from_saved_model``: converting a Keras 3 model from
+    concrete functions gave NaN outputs without any error.
+    """
+    import keras
+    import tensorflow as tf
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, not {quantization!r}")
+    if quantization == "int8" and (calibration is None or len(calibration) == 0):
+        raise ValueError("int8 quantization needs calibration scans")
+    names = {layer.name: layer for layer in model.layers}
+    mask = names.get("mask")
+    if mask is None or getattr(mask, "activation", None) is not keras.activations.sigmoid:
+        raise ModelFileError(model.name, "cannot export: no sigmoid output layer named 'mask'")
+    logits = keras.Model(model.input, mask.input, name=f"{model.name}_logits")
+    archive = keras.export.ExportArchive()
+    archive.track(logits)
+    archive.add_endpoint(
+        name=SIGNATURE,
+        fn=lambda images: {OUTPUT: logits(images, training=False)},
+        input_signature=[keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="float32")],
+    )
+    with tempfile.TemporaryDirectory(prefix="rdanet-export-") as saved:
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[SIGNATURE])
+        if quantization != "float32":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantization == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantization == "int8":
+            converter.representative_dataset = lambda: _one_by_one(calibration[:CALIBRATION_SCANS])
+        flat = converter.convert()
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_bytes(flat)
+    return Path(path)
+
+
+def _one_by_one(scans: np.ndarray) -> Iterator[list[np.ndarray]]:
+    for scan in scans:
+        yield [np.asarray(scan, np.float32)[None]]
+
+
+class LiteRTSegmenter:
+    """A LiteRT export used like the Keras segmenter it came from: ``predict``, calls and shapes.
+
+    ``threads`` defaults to the cores this process may use. The interpreter is
+    ``ai_edge_litert``'s when installed, else the one inside TensorFlow.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ModelFileError(self.path, "no such model file")
+        try:
+            interpreter = _interpreter_class()(
+                model_path=str(self.path), num_threads=threads or len(os.sched_getaffinity(0))
+            )
+            signatures = interpreter.get_signature_list()
+        except (ValueError, RuntimeError) as error:
+            raise ModelFileError(self.path, f"not a readable LiteRT model ({str(error).splitlines()[0]})") from None
+        if OUTPUT not in signatures.get(SIGNATURE, {}).get("outputs", []):
+            raise ModelFileError(
+                self.path, f"not an rdanet_gan export: no '{SIGNATURE}' signature with a '{OUTPUT}' output"
+            )
+        self._runner = interpreter.get_signature_runner(SIGNATURE)
+        (self._input,) = signatures[SIGNATURE]["inputs"]
+        shape = tuple(int(side) for side in self._runner.get_input_details()[self._input]["shape_signature"][1:])
+        if len(shape) != 3 or shape[2] != 1 or min(shape) < 1:
+            raise ModelFileError(self.path, f"not a segmenter: input {shape}, expected (H, W, 1)")
+        self.input_shape = self.output_shape = (None, *shape)
+        self.name = self.path.stem
+
+    def __call__(self, images: np.ndarray, training: bool = False) -> np.ndarray:
+        """Lesion probabilities of a batch of scans, ``(N, H, W, 1)`` in [0, 1]."""
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        logits = self._runner(**{self._input: images})[OUTPUT]
+        return (1.0 / (1.0 + np.exp(-logits.astype(np.float32)))).astype(np.float32)
+
+    def predict(self, images: np.ndarray, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
+        """As ``keras.Model.predict``: probabilities of any number of scans, ``batch_size`` at a time."""
+        images = np.asarray(images, dtype=np.float32)
+        if len(images) == 0:
+            return np.zeros((0, *self.output_shape[1:]), np.float32)
+        return np.concatenate([self(images[start : start + batch_size]) for start in range(0, len(images), batch_size)])
+
+
+def _interpreter_class() -> type:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        class Interpreter(tf.lite.Interpreter):
+            """TensorFlow's interpreter, without the deprecation notice (pointing to ai-edge-litert) it gives."""
+
+            def __init__(self, *args, **kwargs):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    super().__init__(*args, **kwargs)
+
+    return Interpreter
+
+
+def export_agreement(model: Any, export: LiteRTSegmenter, scans: np.ndarray | None = None, count: int = 8) -> float:
+    """Largest absolute difference between the probabilities of ``model`` and its ``export`` on ``count`` scans
+    (the first of ``scans``, or seeded uniform noise): a check that the conversion kept the network."""
+    if scans is None or len(scans) == 0:
+        scans = np.random.default_rng(0).random((count, *model.input_shape[1:]), dtype=np.float32)
+    scans = np.asarray(scans[:count], np.float32)
+    reference = np.asarray(model.predict(scans, verbose=0), np.float32)
+    return float(np.abs(export.predict(scans) - reference).max())
