@@ -257,3 +257,24 @@ def test_split_leakage_counts_the_lesion_free_scans_of_a_split_apart(tmp_path, s
     assert all(entry["split_file"] == 0 for entry in results["thresholds"].values())
     note = f"`{split}` lists 2 scans that are not lesion scans of the dataset (e.g. normal/): not counted."
     assert split_leakage.markdown(results, str(split)).endswith(note)
+
+
+def test_prediction_speed_times_both_batch_sizes_and_reports_ratios_to_keras():
+    spec = importlib.util.spec_from_file_location("prediction_speed", BENCHMARKS / "prediction_speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seen = []
+    timing = module.timed(lambda images: seen.append(len(images)), np.zeros((4, 8, 8, 1), np.float32), steps=2)
+    assert seen == [4, 4, 4, 1] + [1] * 16  # warm-up, timed batches, warm-up, timed single scans
+    assert timing["images_per_second"] > 0 and timing["latency_ms_p90"] >= timing["latency_ms_median"] > 0
+    rows = {
+        "keras float32": {"images_per_second": 10.0, "latency_ms_median": 100.0, "latency_ms_p90": 120.0, "largest_difference": 0.0},
+        "litert int8": {
+            "images_per_second": 25.0, "latency_ms_median": 40.0, "latency_ms_p90": 50.0, "largest_difference": 0.3,
+            "megabytes": 1.5, "validation_dice": 0.7,
+        },
+    }  # fmt: skip
+    report = {"networks": {"tiny": rows}, "date": "today", "command": "c", "interpreter": "i"}
+    report["machine"] = {"cpu": "cpu", "cores": 2, "tensorflow": "2.21"}
+    table = module.markdown(report)
+    assert "| tiny | litert int8 | 25.0 (×2.50) | 40.0 / 50.0 (×0.40) | 1.5 | 0.3 | 0.7000 |" in table
