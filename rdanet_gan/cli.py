@@ -24,10 +24,7 @@ SEGMENT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
 
 
 def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "default") -> None:
-    from rdanet_gan.data import AUGMENTATION_PRESETS
-    from rdanet_gan.models import ENCODERS
-    from rdanet_gan.training.precision import PRECISIONS
-    from rdanet_gan.training.trainer import RECIPES
+    from rdanet_gan.options import AUGMENTATION_PRESETS, ENCODERS, PRECISIONS, RECIPES
 
     parser.add_argument("--data", required=True, help="dataset folder (BUSI, images/+masks/, or UDIAT layout), or 'phantom' for generated scans")
     parser.add_argument("--split", help="split JSON file (default: a leakage-aware split made from --seed)")
@@ -214,13 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv  # reproduce records the command that made its results
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rdanet_gan.errors import RdanetError
+    from rdanet_gan.native_logs import native_logs_filtered
 
     prefix = f"rdanet-gan {args.command}"
 
     def show_warning(message, *_, **__) -> None:
         print(f"{prefix}: warning: {message}", file=sys.stderr)
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), native_logs_filtered():
         warnings.showwarning = show_warning
         try:
             return COMMANDS[args.command](args)
@@ -501,7 +499,6 @@ def _segment(args) -> int:
     import numpy as np
 
     from rdanet_gan.errors import RdanetError
-    from rdanet_gan.evaluation.figures import plot_overlay
     from rdanet_gan.inference import read_scan, segment_image, write_mask
     from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, load_shipped, shipped_export
 
@@ -522,6 +519,8 @@ def _segment(args) -> int:
             mask = segment_image(model, image, **dataclasses.asdict(settings))
             write_mask(mask, outputs[0], overwrite=True)
             if args.overlay:
+                from rdanet_gan.evaluation.figures import plot_overlay  # matplotlib: only when asked for
+
                 plot_overlay(image, None, mask, outputs[1], title=path.name)
         except RdanetError as error:
             problems.append(str(error))

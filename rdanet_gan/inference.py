@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
-import keras
 import numpy as np
 
 from rdanet_gan.data import read_image
@@ -14,6 +14,9 @@ from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation.scoring import resize_to
 from rdanet_gan.fileio import atomic_path
 from rdanet_gan.postprocess import InferenceSettings, predict_with_flips
+
+if TYPE_CHECKING:
+    import keras
 
 
 def read_scan(path: str | Path) -> np.ndarray:
@@ -34,7 +37,7 @@ def network_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = 
     small = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)[None, ..., None]
     if flip_tta:
         return predict_with_flips(model, small)[0, ..., 0]
-    return keras.ops.convert_to_numpy(model(small, training=False))[0, ..., 0]
+    return np.asarray(model(small, training=False))[0, ..., 0]
 
 
 def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:

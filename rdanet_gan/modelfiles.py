@@ -8,11 +8,13 @@ import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from rdanet_gan.errors import ModelFileError
 from rdanet_gan.litert import LiteRTSegmenter
+
+if TYPE_CHECKING:
+    import keras
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 """The shipped models and their records, installed with the package."""
@@ -51,6 +53,8 @@ def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
     if path.suffix.lower() == EXPORT_SUFFIX:
         return LiteRTSegmenter(path)
     _check_archive(path)
+    import keras  # here, not at import: a LiteRT export runs without TensorFlow
+
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras raises many types; the user needs one line

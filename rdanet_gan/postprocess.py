@@ -16,13 +16,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import keras
 import numpy as np
 from scipy import ndimage
 
 from rdanet_gan.evaluation.metrics import Confusion, binarize, confusion
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)

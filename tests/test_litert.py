@@ -22,6 +22,7 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def segmenter(tmp_path_factory):
     """A small RDAU-Net whose BatchNorm statistics are not the initial ones (as after training), saved."""
+    keras.config.set_dtype_policy("float32")  # whatever policy an earlier test in this worker left
     keras.utils.set_random_seed(3)
     model = build_model("rdau-net", input_shape=(SIZE, SIZE, 1), base_width=4)
     for layer in model.layers:

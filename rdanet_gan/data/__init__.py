@@ -3,38 +3,27 @@
 Reading a dataset goes folder -> :class:`Record` list (:func:`find_records`)
 -> split (:func:`make_split`, saved as JSON) -> arrays (:func:`load_arrays`)
 -> batches (:func:`make_dataset`); :func:`prepare_data` does all but the
-last step in one call.
+last step in one call. Names load on first use: reading and splitting need no TensorFlow.
 """
 
-from __future__ import annotations
+import lazy_loader
 
-from rdanet_gan.data.augment import AUGMENTATION_PRESETS, Augmentation, augment_example
-from rdanet_gan.data.decode import (
-    ArraySet,
-    load_arrays,
-    load_record,
-    read_image,
-    read_mask,
-    read_record,
+from rdanet_gan.options import AUGMENTATION_PRESETS
+
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "augment": ["Augmentation", "augment_example"],
+        "decode": ["ArraySet", "load_arrays", "load_record", "read_image", "read_mask", "read_record"],
+        "duplicates": ["DUPLICATE_THRESHOLD", "find_near_duplicates", "read_signatures"],
+        "inspection": ["format_inspection", "inspect_dataset"],
+        "phantom": ["make_phantoms"],
+        "pipeline": ["make_dataset"],
+        "prepare": ["DataSplits", "load_normal_scans", "prepare_data"],
+        "records": ["DatasetScan", "Record", "detect_layout", "find_records", "scan_dataset", "select"],
+        "split": ["add_lesion_free", "load_split", "make_split", "save_split"],
+    },
 )
-from rdanet_gan.data.duplicates import (
-    DUPLICATE_THRESHOLD,
-    find_near_duplicates,
-    read_signatures,
-)
-from rdanet_gan.data.inspection import format_inspection, inspect_dataset
-from rdanet_gan.data.phantom import make_phantoms
-from rdanet_gan.data.pipeline import make_dataset
-from rdanet_gan.data.prepare import DataSplits, load_normal_scans, prepare_data
-from rdanet_gan.data.records import (
-    DatasetScan,
-    Record,
-    detect_layout,
-    find_records,
-    scan_dataset,
-    select,
-)
-from rdanet_gan.data.split import add_lesion_free, load_split, make_split, save_split
 
 __all__ = [
     "AUGMENTATION_PRESETS",

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from rdanet_gan.options import AUGMENTATION_PRESETS
+
 MAX_ROTATION_DEGREES = 10.0
 MAX_SCALE_CHANGE = 0.1  # zoom factor in [0.9, 1.1]
 MAX_SHIFT_FRACTION = 0.05  # of the image side
@@ -63,16 +65,6 @@ class Augmentation:
                 f"or stages joined by commas ({', '.join(valid)})"
             )
         return cls(**{name: name in stages for name in valid})
-
-
-AUGMENTATION_PRESETS = {
-    "none": "none",
-    "paper": "flip",
-    "standard": "flip,affine,intensity,speckle",
-    "strong": "flip,affine,intensity,speckle,elastic,crop",
-}
-"""Named augmentations: ``paper`` flips only (the faithful recipe), ``standard`` adds small
-affine, intensity and speckle changes, ``strong`` adds elastic deformation and random crops."""
 
 
 def augment_example(

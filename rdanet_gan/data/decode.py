@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import cv2
-import keras
 import numpy as np
 
 from rdanet_gan.data.records import Record, warn_skipped
@@ -137,7 +136,11 @@ def load_arrays(
     out with a warning. ``verbose`` shows a progress bar.
     """
     images, masks, kept, native_shapes, problems = [], [], [], [], []
-    progress = keras.utils.Progbar(len(records), unit_name="scan") if verbose else None
+    progress = None
+    if verbose:
+        import keras  # for its progress bar only: decoding needs no TensorFlow
+
+        progress = keras.utils.Progbar(len(records), unit_name="scan")
     load = partial(_load_or_error, image_size=image_size)
     with contextlib.closing(map_in_threads(load, records)) as loaded_records:
         for record, loaded in zip(records, loaded_records):

@@ -19,8 +19,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import keras
+from typing import TYPE_CHECKING
 
 from rdanet_gan.data import ArraySet
 from rdanet_gan.errors import DataError
@@ -35,6 +34,9 @@ from rdanet_gan.postprocess import (
     predict_with_flips,
     score_presence,
 )
+
+if TYPE_CHECKING:
+    import keras
 
 SETTINGS = {
     "plain": {"flip_tta": False, "tune_threshold": False, "postprocess": False},

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import keras
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from rdanet_gan.data import ArraySet, read_mask
 from rdanet_gan.evaluation.metrics import binarize
 from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities, resize_to, score_predictions
 from rdanet_gan.postprocess import InferenceSettings, clean_mask, predict_with_flips
+
+if TYPE_CHECKING:
+    import keras
 
 
 def evaluate_model(

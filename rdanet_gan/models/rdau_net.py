@@ -32,12 +32,11 @@ from rdanet_gan.models.blocks import (
     dilated_module,
     residual_unit,
 )
+from rdanet_gan.options import ENCODERS
 
 ENCODER_MULTIPLIERS = (1, 2, 4, 8, 16, 16)
 """Channels of ``enc1`` … ``enc6`` in units of ``base_width`` (32, 64, …, 512, 512 at width 32)."""
 
-ENCODERS = ("mobilenet_v2",)
-"""Pretrained encoders that can replace ``enc2`` … ``enc6``."""
 ENCODER_WEIGHTS = ("imagenet", None)
 
 

@@ -1,20 +1,22 @@
 """Training: the GAN of Algorithm 1, deep supervision, losses, callbacks, precision, re-estimated BatchNorm
-statistics, and the ``train`` entry point."""
+statistics, and the ``train`` entry point (names load on first use)."""
 
-from rdanet_gan.training.batchnorm import reestimate_batchnorm
-from rdanet_gan.training.callbacks import (
-    BestModelCheckpoint,
-    EpochSeed,
-    MetricsLogger,
-    StopOnNonFinite,
-    TrainingDivergedError,
+import lazy_loader
+
+from rdanet_gan.options import MODELS, RECIPES
+
+__getattr__, __dir__, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "batchnorm": ["reestimate_batchnorm"],
+        "callbacks": ["BestModelCheckpoint", "EpochSeed", "MetricsLogger", "StopOnNonFinite", "TrainingDivergedError"],
+        "deep_supervision": ["DeeplySupervised"],
+        "gan": ["RDANetGAN"],
+        "losses": ["DiceBCELoss", "gradient_penalty"],
+        "precision": ["resolve_jit", "resolve_precision", "set_precision"],
+        "trainer": ["TrainConfig", "TrainResult", "train"],
+    },
 )
-from rdanet_gan.training.deep_supervision import DeeplySupervised
-from rdanet_gan.training.gan import RDANetGAN
-from rdanet_gan.training.losses import DiceBCELoss, gradient_penalty
-from rdanet_gan.training.precision import resolve_jit, resolve_precision, set_precision
-from rdanet_gan.training.trainer import MODELS, RECIPES, TrainConfig, TrainResult, train
-
 __all__ = [
     "MODELS",
     "RECIPES",

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+from rdanet_gan.options import PRECISIONS
 
 
 def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:

@@ -41,7 +41,8 @@ from rdanet_gan.evaluation.metrics import dice
 from rdanet_gan.fileio import atomic_path, write_json
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.modelfiles import load_segmenter
-from rdanet_gan.models import ENCODERS, build_model, check_input_size
+from rdanet_gan.models import build_model, check_input_size
+from rdanet_gan.options import ENCODERS, LR_SCHEDULES, MODELS, RECIPES
 from rdanet_gan.training.batchnorm import reestimate_batchnorm
 from rdanet_gan.training.callbacks import (
     BestModelCheckpoint,
@@ -56,18 +57,9 @@ from rdanet_gan.training.losses import DiceBCELoss
 from rdanet_gan.training.optimizers import EncoderScaledAdam, EncoderSchedule
 from rdanet_gan.training.precision import resolve_jit, set_precision
 
-MODELS = ("rdanet-gan", "rdau-net", "unet", "segnet")
-LR_SCHEDULES = ("constant", "cosine", "plateau")
 PLATEAU = {"factor": 0.5, "patience": 5, "min_lr": 1e-6}
 """``lr_schedule="plateau"``: halve the rate after 5 epochs without a better validation Dice."""
 
-RECIPES = {
-    "paper": {"augmentation": "paper", "lr_schedule": "constant", "warmup_epochs": 0, "deep_supervision": False},
-    "default": {"augmentation": "standard", "lr_schedule": "constant", "warmup_epochs": 0, "deep_supervision": False},
-}
-"""Named sets of training options. ``paper`` is the faithful reproduction (flips only,
-constant learning rate; Table 1 uses it); ``default`` is what ``train`` uses unless told
-otherwise. Options given explicitly win over the recipe's."""
 
 
 @dataclass
@@ -88,7 +80,7 @@ class TrainConfig:
     ``deep_supervision`` adds side losses on the decoder (RDAU-Net, U-Net).
     ``recipe`` records the named recipe the run started from (see :meth:`from_recipe`).
     ``encoder`` puts a pretrained encoder under RDAU-Net's decoder (RDAU-Net and
-    the GAN's generator; ``rdanet_gan.models.rdau_net.ENCODERS``) with
+    the GAN's generator; ``rdanet_gan.options.ENCODERS``) with
     ``encoder_weights`` (``"imagenet"`` or None); its learning rate is
     ``encoder_lr_scale`` × ``learning_rate``, and 0 (frozen) for the first
     ``freeze_encoder_epochs`` epochs (:mod:`rdanet_gan.training.optimizers`).
