@@ -9,7 +9,7 @@ timed batch. With ``--data`` (BUSI) the shipped default model's exports are
 calibrated on its training scans and scored on the validation scans (pooled
 Dice under its shipped inference settings): an export is accurate when that
 Dice is within 0.005 of Keras's. Networks: the shipped default model
-(``rdanet_gan_mobilenet_v2``), the shipped width-8 paper model, and RDAU-Net
+(``rdau_net_mobilenet_v2``), the shipped width-8 paper model, and RDAU-Net
 at the paper's width 32 (random weights: speed only).
 
 Exports are written (and timed apart) before any prediction is timed. Stop

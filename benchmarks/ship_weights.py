@@ -1,9 +1,9 @@
 """Ship a finished reproduction into ``rdanet_gan/weights/``: the default model, its records, the manifest.
 
     python benchmarks/ship_weights.py --reproduction ~/runs/table1 --data BUSI_DIR [--overwrite]
-    python benchmarks/ship_weights.py --run ~/runs/pretrained/mobilenet-v2 --name rdanet_gan_mobilenet_v2 \
+    python benchmarks/ship_weights.py --run ~/runs/pretrained-long/mobilenet-v2 --name rdau_net_mobilenet_v2 \
         --split VALIDATION_SPLIT --command "..." --data BUSI_DIR   # one trained network beside them
-    python benchmarks/ship_weights.py --export rdanet_gan_mobilenet_v2 --data BUSI_DIR   # its LiteRT export
+    python benchmarks/ship_weights.py --export rdau_net_mobilenet_v2 --data BUSI_DIR   # its LiteRT export
 
 ``--reproduction`` is the output folder of a finished ``rdanet-gan reproduce``
 run, which holds the command that made it (``command.txt``). This script copies

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 """The shipped models and their records, installed with the package."""
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-DEFAULT_MODEL = "rdanet_gan_mobilenet_v2.keras"
-"""The model ``segment`` and :func:`load_shipped` use: RDA-NET-GAN whose generator is RDAU-Net's decoder on
-an ImageNet MobileNetV2, the best on validation of what the package ships (see ``weights/README.md``)."""
+DEFAULT_MODEL = "rdau_net_mobilenet_v2.keras"
+"""The model ``segment`` and :func:`load_shipped` use: RDAU-Net's decoder on an ImageNet MobileNetV2, the best
+on validation of the networks compared (``docs/pretrained.md``; model card ``weights/README.md``)."""
 EXPORT_SUFFIX = ".tflite"
 """A LiteRT export of a segmenter (``rdanet-gan export``); the shipped default model has one."""
 PAPER_MODEL = "rdanet_gan.keras"
