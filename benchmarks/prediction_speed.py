@@ -51,11 +51,11 @@ ACCURATE = 0.005
 
 
 def networks() -> dict:
-    """Name -> a function building the Keras network (shipped ones loaded and hash-checked)."""
+    """Name -> (a function building the Keras network, the shipped file whose settings it has, or None)."""
     return {
-        "default (MobileNetV2 + RDAU-Net decoder, width 8)": lambda: load_shipped(DEFAULT_MODEL),
-        "paper model, width 8": lambda: load_shipped(PAPER_MODEL),
-        "RDAU-Net, width 32 (the paper's; random weights)": lambda: build_model("rdau-net", base_width=32),
+        "default (MobileNetV2 + RDAU-Net decoder, width 8)": (lambda: load_shipped(DEFAULT_MODEL), DEFAULT_MODEL),
+        "paper model, width 8": (lambda: load_shipped(PAPER_MODEL), PAPER_MODEL),
+        "RDAU-Net, width 32 (the paper's; random weights)": (lambda: build_model("rdau-net", base_width=32), None),
     }
 
 
@@ -156,18 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         interpreter = "tf.lite.Interpreter (TensorFlow)"
     report["interpreter"] = interpreter
+    data = None
+    if args.data:  # decoded once: the shipped networks calibrate on its training scans and score its validation
+        data = prepare_data(args.data, {**load_split(WEIGHTS_DIR / "split.json"), "test": []})
     with tempfile.TemporaryDirectory(prefix="prediction-speed-") as folder:
-        for name, build in chosen.items():
-            model = build()
-            shipped = name.startswith(("default", "paper"))
-            data = validation = settings = None
-            if args.data and shipped:
-                split = load_split(WEIGHTS_DIR / "split.json")
-                data = prepare_data(args.data, {**split, "test": []})
-                validation = data.validation
-                settings = read_inference(WEIGHTS_DIR / (DEFAULT_MODEL if name.startswith("default") else PAPER_MODEL))
-            calibration = data.train.images if data is not None else phantoms
-            report["networks"][name] = measure(name, model, calibration, validation, settings, steps, Path(folder))
+        for name, (build, shipped) in chosen.items():
+            scored = data is not None and shipped is not None
+            settings = read_inference(WEIGHTS_DIR / shipped) if scored else None
+            calibration = data.train.images if scored else phantoms
+            validation = data.validation if scored else None
+            report["networks"][name] = measure(name, build(), calibration, validation, settings, steps, Path(folder))
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "prediction.json", report)
     write_text(args.out / "prediction.md", markdown(report))

@@ -542,7 +542,7 @@ def _export(args) -> int:
     import shutil
 
     from rdanet_gan.data import prepare_data
-    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.errors import ModelFileError, RdanetError
     from rdanet_gan.evaluation.calibration import inference_file
     from rdanet_gan.litert import export_agreement, export_litert
     from rdanet_gan.modelfiles import EXPORT_SUFFIX, load_segmenter
@@ -562,7 +562,10 @@ def _export(args) -> int:
     if not hasattr(model, "layers"):
         raise RdanetError(f"{model_path}: already a LiteRT export; export the .keras model it came from")
     scans = prepare_data(args.data, args.split, image_size=model.input_shape[1]).train.images if args.data else None
-    export_litert(model, out, args.quantization, calibration=scans, overwrite=args.overwrite)
+    try:
+        export_litert(model, out, args.quantization, calibration=scans, overwrite=args.overwrite)
+    except ModelFileError as error:  # it names the network; the user knows the file
+        raise ModelFileError(model_path, error.problem) from None
     if settings:
         shutil.copyfile(settings, inference_file(out))
     difference = export_agreement(model, load_segmenter(out), scans)

@@ -13,6 +13,7 @@ operators and weights: loading it runs no Python code.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ import numpy as np
 
 from rdanet_gan.errors import ModelFileError
 from rdanet_gan.fileio import atomic_path
+from rdanet_gan.native_logs import stderr_silenced
 
 QUANTIZATIONS = ("float32", "float16", "int8")
 """``float32``: the Keras network as it is; ``float16``: its weights stored in half precision (half the file,
@@ -76,7 +78,13 @@ def export_litert(
             converter.target_spec.supported_types = [tf.float16]
         if quantization == "int8":
             converter.representative_dataset = lambda: _one_by_one(calibration[:CALIBRATION_SCANS])
-        flat = converter.convert()
+        try:
+            with stderr_silenced():
+                flat = converter.convert()
+        except Exception as error:  # noqa: BLE001 - the converter's errors are pages of MLIR; the user needs one line
+            missing = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(error))))
+            reason = f"no LiteRT kernel for {', '.join(missing)}" if missing else str(error).splitlines()[0]
+            raise ModelFileError(model.name, f"LiteRT cannot convert this network ({reason})") from None
     with atomic_path(path, overwrite) as tmp:
         tmp.write_bytes(flat)
     return Path(path)

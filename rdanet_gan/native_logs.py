@@ -43,7 +43,8 @@ def native_logs_filtered() -> Iterator[None]:
     sys.stderr.flush()
     original = os.dup(2)
     command = [sys.executable, "-I", "-S", "-c", _FILTER, NATIVE_LOG.pattern.decode("latin-1")]
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=original, stderr=original)
+    # Its own session: Ctrl-C interrupts the command, which still reports it through the filter.
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=original, stderr=original, start_new_session=True)
     os.dup2(child.stdin.fileno(), 2)
     child.stdin.close()
     try:
@@ -54,3 +55,19 @@ def native_logs_filtered() -> Iterator[None]:
         os.close(original)
         with contextlib.suppress(subprocess.TimeoutExpired):  # a process the block started still holds the pipe:
             child.wait(timeout=10)  # the filter then ends with that process
+
+
+@contextlib.contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """Within the block, discard everything written to file descriptor 2: for a call whose diagnostics (pages of
+    MLIR from the LiteRT converter) also reach the caller in the exception it raises."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as null:
+        os.dup2(null.fileno(), 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)

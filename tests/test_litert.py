@@ -148,3 +148,13 @@ def test_without_ai_edge_litert_tensorflows_interpreter_runs_the_export_quietly(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # TensorFlow's deprecation notice would fail here
         np.testing.assert_allclose(LiteRTSegmenter(float32_export).predict(scans), with_litert, atol=1e-6)
+
+
+def test_a_network_litert_cannot_convert_is_refused_in_one_line_naming_the_file(tmp_path, capsys):
+    keras.config.set_dtype_policy("float32")
+    path = tmp_path / "segnet.keras"
+    build_model("segnet", input_shape=(SIZE, SIZE, 1), base_width=4).save(path)  # its pooling switches use BitwiseAnd
+    assert main(["export", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"rdanet-gan export: error: {path}: LiteRT cannot convert this network (no LiteRT kernel for BitwiseAnd)"
+    assert not (tmp_path / "segnet.tflite").exists()
