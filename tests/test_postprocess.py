@@ -117,6 +117,15 @@ def test_presence_level_trades_lesions_missed_against_false_alarms_on_per_image_
     assert all(level == 0.0 or level > 0.7 for level in _presence_scores(scans[:1], InferenceSettings(0.7)))
 
 
+def test_presence_levels_reach_past_0999_where_a_confident_network_saturates():
+    # Lesions peak at 0.99999 and above, false alarms at 0.9995: a grid topped at 0.999 flags both.
+    scans = [_scan(0.999999), _scan(0.99999), *[_scan(0.9995, lesion=False)] * 2]
+    scores = _presence_scores(scans)
+    level = choose_presence(scores)
+    assert 0.9995 < level <= 0.99999 and scores[level][1:] == (1.0, 0.0)
+    assert scores[0.999].lesion_free_flagged == 1.0
+
+
 def test_a_false_alarm_target_chooses_the_lowest_level_that_meets_it():
     # Four lesion-free scans whose false alarms peak at 0.65, 0.75, 0.85 and 0.97, and two lesions.
     scans = [_scan(0.99), _scan(0.92), *[_scan(peak, lesion=False) for peak in (0.65, 0.75, 0.85, 0.97)]]
@@ -127,7 +136,7 @@ def test_a_false_alarm_target_chooses_the_lowest_level_that_meets_it():
     assert choose_presence(scores, max_false_alarms=0.0) == 0.98  # loses the lesion at 0.92
     assert choose_presence(scores, max_false_alarms=1.0) == 0.0
     # A target no level meets: the level that flags fewest, the lowest of equals.
-    stubborn = _presence_scores([_scan(0.99), _scan(0.9995, lesion=False)])
+    stubborn = _presence_scores([_scan(0.99), _scan(0.9999995, lesion=False)])
     assert choose_presence(stubborn, max_false_alarms=0.0) == 0.0
     with pytest.raises(ValueError, match="needs lesion-free scans"):
         choose_presence(_presence_scores(scans[:2]), max_false_alarms=0.1)
