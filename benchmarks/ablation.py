@@ -73,6 +73,7 @@ from rdanet_gan.postprocess import choose_presence
 from rdanet_gan.training.trainer import run_finished
 
 ENCODER = ["--encoder", "mobilenet_v2", "--jit", "off"]
+EFFICIENTNET = ["--encoder", "efficientnet_lite0", "--jit", "off"]
 
 VARIANTS = {
     "paper": ["--recipe", "paper"],  # flips only, constant learning rate: the faithful recipe
@@ -100,10 +101,13 @@ VARIANTS = {
     "mobilenet-v2-slow": [*ENCODER, "--encoder-lr-scale", "0.1"],  # the encoder at a tenth of the rate
     "mobilenet-v2-random": [*ENCODER, "--encoder-weights", "none"],  # the same network from scratch
     "gan-mobilenet-v2": ["--model", "rdanet-gan", "--init-generator", "{mobilenet-v2}", *ENCODER],
+    # The second pretrained encoder: an ImageNet EfficientNet-Lite0 (depthwise too, so also without XLA).
+    "efficientnet-lite0": EFFICIENTNET,
+    "gan-efficientnet-lite0": ["--model", "rdanet-gan", "--init-generator", "{efficientnet-lite0}", *EFFICIENTNET],
 }
 """Variant name -> the ``rdanet-gan train`` options that set it apart from ``standard``
 (``{NAME}`` stands for variant NAME's best checkpoint)."""
-STARTS_FROM = {"gan-mobilenet-v2": "mobilenet-v2"}
+STARTS_FROM = {"gan-mobilenet-v2": "mobilenet-v2", "gan-efficientnet-lite0": "efficientnet-lite0"}
 """The variant each GAN variant fine-tunes (``paper`` unless named here)."""
 TRAIN_NORMAL_SPLIT = "split-train-normal.json"
 """The split of the ``train-normal`` variant: ``split.json`` plus lesion-free training scans, on which

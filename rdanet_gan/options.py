@@ -11,7 +11,7 @@ MODELS = ("rdanet-gan", "rdau-net", "unet", "segnet")
 """What ``train`` trains: RDA-NET-GAN, or one of the three segmentation networks on its own."""
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-ENCODERS = ("mobilenet_v2",)
+ENCODERS = ("mobilenet_v2", "efficientnet_lite0")
 """Pretrained encoders that can replace RDAU-Net's ``enc2`` … ``enc6``."""
 AUGMENTATION_PRESETS = {
     "none": "none",

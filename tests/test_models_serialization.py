@@ -18,7 +18,9 @@ MODELS = {
     "unet": {"norm": "batch", "dropout": 0.5},
     "segnet": {"unpooling": "indices"},
     "critic": {"norm": "layer"},
+    "rdau-net+efficientnet_lite0": {"encoder": "efficientnet_lite0"},  # a pretrained encoder, ImageNet weights
 }
+"""File label (the network's name, ``+`` a variant) → build options."""
 
 LOADER = textwrap.dedent(
     """
@@ -46,7 +48,7 @@ def test_models_round_trip_through_keras_files_in_a_fresh_process(tmp_path):
     for name, options in MODELS.items():
         keras.utils.set_random_seed(0)
         channels = 2 if name == "critic" else 1
-        model = build_model(name, input_shape=(SIZE, SIZE, channels), base_width=4, **options)
+        model = build_model(name.split("+")[0], input_shape=(SIZE, SIZE, channels), base_width=4, **options)
         inputs = rng.random((2, SIZE, SIZE, channels), dtype=np.float32)
         model(inputs, training=True)  # move the batch-norm statistics away from their initial values
         expected[name] = np.asarray(model(inputs, training=False))

@@ -146,7 +146,8 @@ def test_a_built_wheel_carries_the_shipped_models_and_segments_from_any_folder(t
     subprocess.run(install, check=True, capture_output=True, timeout=600)
     for name in MANIFEST["files"]:
         assert (site / "rdanet_gan" / "weights" / name).is_file(), name
-    assert (site / "rdanet_gan" / "models" / "pretrained" / "mobilenet_v2_imagenet.npz").is_file()
+    for name in ("mobilenet_v2_imagenet.npz", "efficientnet_lite0_imagenet.npz", "NOTICE", "LICENSE-Apache-2.0"):
+        assert (site / "rdanet_gan" / "models" / "pretrained" / name).is_file(), name
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     cv2.imwrite(str(elsewhere / "scan.png"), np.full((90, 120), 100, np.uint8))

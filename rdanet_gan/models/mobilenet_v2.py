@@ -14,12 +14,11 @@ stride-2 convolutions on one side only and could not reuse them.
 
 from __future__ import annotations
 
-from importlib import resources
-
 import keras
 import numpy as np
 from keras import layers
 
+from rdanet_gan.models import pretrained
 from rdanet_gan.models.blocks import BN_MOMENTUM
 
 WEIGHTS_FILE = "mobilenet_v2_imagenet.npz"
@@ -78,19 +77,9 @@ def _layer_sources() -> list[tuple[str, str, str]]:
     return sources
 
 
-def _keras_weights(arrays: dict[str, np.ndarray], torch_prefix: str, kind: str) -> list[np.ndarray]:
-    """One layer's weights in Keras's layout from PyTorch's (OIHW kernels, BatchNorm's four vectors)."""
-    if kind == "bn":
-        return [arrays[f"{torch_prefix}.{name}"] for name in ("weight", "bias", "running_mean", "running_var")]
-    kernel = arrays[f"{torch_prefix}.weight"]
-    return [kernel.transpose(2, 3, 0, 1) if kind == "depthwise" else kernel.transpose(2, 3, 1, 0)]
-
-
 def imagenet_arrays() -> dict[str, np.ndarray]:
     """torchvision's ImageNet MobileNetV2 encoder arrays (PyTorch names and layout), read without pickles."""
-    source = resources.files("rdanet_gan.models.pretrained").joinpath(WEIGHTS_FILE)
-    with source.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+    return pretrained.read_arrays(WEIGHTS_FILE)
 
 
 def mobilenet_v2_features(
@@ -130,6 +119,4 @@ def mobilenet_v2_features(
 
 def load_imagenet_weights(model: keras.Model, sources: list[tuple[str, str, str]]) -> None:
     """Set the encoder layers of ``model`` to torchvision's ImageNet weights."""
-    arrays = imagenet_arrays()
-    for layer_name, torch_prefix, kind in sources:
-        model.get_layer(layer_name).set_weights(_keras_weights(arrays, torch_prefix, kind))
+    pretrained.set_weights(model, sources, imagenet_arrays())

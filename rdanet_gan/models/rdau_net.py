@@ -10,9 +10,10 @@ coefficients in ``att{k}_coeff``), concatenates and refines with a
 pre-activation residual unit (``dec{k}``). A 1×1 convolution (``logits``)
 and a sigmoid (``mask``) give the lesion probability.
 
-With ``encoder="mobilenet_v2"`` an ImageNet-pretrained MobileNetV2 replaces
-``enc2`` … ``enc6`` (its feature maps at strides 2 to 32); ``enc1``, the
-dilated module and the attention decoder stay as they are.
+With ``encoder="mobilenet_v2"`` or ``encoder="efficientnet_lite0"`` an
+ImageNet-pretrained MobileNetV2 or EfficientNet-Lite0 replaces ``enc2`` …
+``enc6`` (its feature maps at strides 2 to 32); ``enc1``, the dilated module
+and the attention decoder stay as they are.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from rdanet_gan.models import mobilenet_v2
+from rdanet_gan.models import efficientnet_lite0, mobilenet_v2
 from rdanet_gan.models.blocks import (
     BN_MOMENTUM,
     attention_gate,
@@ -38,6 +39,12 @@ ENCODER_MULTIPLIERS = (1, 2, 4, 8, 16, 16)
 """Channels of ``enc1`` … ``enc6`` in units of ``base_width`` (32, 64, …, 512, 512 at width 32)."""
 
 ENCODER_WEIGHTS = ("imagenet", None)
+
+ENCODER_TRUNKS = {
+    "mobilenet_v2": (mobilenet_v2.mobilenet_v2_features, mobilenet_v2.load_imagenet_weights),
+    "efficientnet_lite0": (efficientnet_lite0.efficientnet_lite0_features, efficientnet_lite0.load_imagenet_weights),
+}
+"""Encoder name (``ENCODERS``) → (its feature maps by stride and weight sources, its ImageNet weight loader)."""
 
 
 def build_rdau_net(
@@ -95,7 +102,7 @@ def build_rdau_net(
         for level, width in enumerate(widths[1:], start=2):
             skips.append(residual_unit(skips[-1], width, 2, True, norm, f"enc{level}", bn_momentum))
     else:
-        features, weight_sources = mobilenet_v2.mobilenet_v2_features(image, bn_momentum)
+        features, weight_sources = ENCODER_TRUNKS[encoder][0](image, bn_momentum)
         skips += [features[stride] for stride in sorted(features)]
 
     x = dilated_module(skips.pop(), dilated_width, dilation_rates, name="dilated")
@@ -115,5 +122,5 @@ def build_rdau_net(
     mask = layers.Activation("sigmoid", dtype="float32", name="mask")(logits)
     model = keras.Model(image, mask, name=name)
     if encoder is not None and encoder_weights == "imagenet":
-        mobilenet_v2.load_imagenet_weights(model, weight_sources)
+        ENCODER_TRUNKS[encoder][1](model, weight_sources)
     return model

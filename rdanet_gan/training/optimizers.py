@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 
 ENCODER_PREFIX = "encoder_"
-"""How the encoder's layers are named (see ``rdanet_gan.models.mobilenet_v2``)."""
+"""How the encoder's layers are named (see ``rdanet_gan.models.mobilenet_v2`` and ``efficientnet_lite0``)."""
 
 
 def is_encoder_variable(variable: keras.Variable) -> bool:
