@@ -381,7 +381,7 @@ def lesion_free_scans(args: argparse.Namespace, split: dict, out: Path) -> Lesio
     )
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> int:  # noqa: C901 - the campaign's driver, step by step
     args = parse_args(argv)
     names = [name.strip() for name in args.variants.split(",") if name.strip()]
     problems = [problem for problem in map(unknown_variant, names) if problem]

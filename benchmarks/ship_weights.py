@@ -100,7 +100,9 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, tmp)
 
 
-def ship(reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, overwrite: bool = False) -> dict:
+def ship(  # noqa: C901, PLR0912 - checks, then copies, in the order a release needs
+    reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, overwrite: bool = False
+) -> dict:
     """Copy a finished reproduction's model and records into ``weights``; return the manifest."""
     command_file = reproduction / "command.txt"
     if not command_file.is_file():

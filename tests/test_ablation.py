@@ -24,7 +24,7 @@ def ablation():
     return module
 
 
-def test_tiny_ablation_scores_validation_settings_reads_test_once_and_resumes(ablation, tmp_path, capsys):
+def test_tiny_ablation_scores_validation_settings_reads_test_once_and_resumes(ablation, tmp_path, capsys):  # noqa: PLR0915
     write_busi_phantoms(tmp_path / "busi", benign=12, malignant=6, size=48)
     write_normal_scans(tmp_path / "busi", count=6)
     out = tmp_path / "ablation"

@@ -14,8 +14,10 @@ import pytest
 import tensorflow as tf
 
 from rdanet_gan.evaluation.keras_metrics import (
+    ConfusionMetrics,
     OverlapMetric,
     SoftDice,
+    metric_results,
     segmentation_metrics,
 )
 from rdanet_gan.evaluation.metrics import binarize, confusion, soft_dice
@@ -36,19 +38,32 @@ def _data(seed: int = 0, n: int = 6) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _results(metrics: list[keras.metrics.Metric]) -> dict[str, float]:
-    return {metric.name: float(metric.result()) for metric in metrics}
+    """What Keras logs: each figure under its own name."""
+    return {name: float(value) for name, value in metric_results(metrics).items()}
 
 
 def test_factory_names_and_serialization():
     metrics = segmentation_metrics(threshold=0.3)
-    assert [metric.name for metric in metrics] == LOG_NAMES
-    for metric in metrics:
+    assert list(_results(metrics)) == LOG_NAMES
+    for metric in [*metrics, OverlapMetric("iou", 0.3)]:
         clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(metric))
         assert type(clone) is type(metric)
         assert clone.get_config() == metric.get_config()
-    assert metrics[1].get_config()["threshold"] == 0.3
+    assert metrics[0].get_config()["threshold"] == 0.3
     with pytest.raises(ValueError, match="unknown metric"):
         OverlapMetric("hausdorff")
+    with pytest.raises(ValueError, match="unknown metric"):
+        ConfusionMetrics(["dice", "hausdorff"])
+
+
+def test_one_set_of_counts_gives_every_figure():
+    prob, truth = _data(seed=6)
+    confusion = ConfusionMetrics()
+    single = [OverlapMetric(name) for name in confusion.figures]
+    assert len(confusion.variables) == 4
+    for metric in [confusion, *single]:
+        metric.update_state(truth, prob)
+    assert {name: float(value) for name, value in confusion.result().items()} == _results(single)
 
 
 def test_pooled_over_batches_equals_numpy():

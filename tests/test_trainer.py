@@ -57,7 +57,7 @@ def weights_of(path) -> list[np.ndarray]:
 
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, phantoms):
     """The GAN run is the hardest case (two optimizers, a step counter); a supervised run
-    resumed after SIGKILL is tested in test_hardening_resume.py."""
+    resumed after SIGKILL is tested in test_resume.py."""
     model = "rdanet-gan"
     straight = train(tiny(model, epochs=2), tmp_path / "straight", data=phantoms, verbose=0)
     check_run_directory(straight)

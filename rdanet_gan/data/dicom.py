@@ -48,13 +48,16 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None
     image = np.clip(pixels / float(2**bits - 1), 0.0, 1.0).astype(np.float32)
     if dataset.get("PhotometricInterpretation") == "MONOCHROME1":  # 0 is white
         image = 1.0 - image
-    spacing = None
+    return image, _pixel_spacing(dataset)
+
+
+def _pixel_spacing(dataset) -> tuple[float, float] | None:
+    """Pixel spacing in mm (row, column): the pixel-spacing tags, else the first ultrasound region; None if absent."""
     for tag in ("PixelSpacing", "ImagerPixelSpacing"):
         if tag in dataset:
-            spacing = tuple(float(v) for v in dataset.get(tag))[:2]
-            break
-    if spacing is None and "SequenceOfUltrasoundRegions" in dataset:
+            return tuple(float(v) for v in dataset.get(tag))[:2]
+    if "SequenceOfUltrasoundRegions" in dataset:
         region = dataset.SequenceOfUltrasoundRegions[0]
         if "PhysicalDeltaY" in region and "PhysicalDeltaX" in region:  # in cm
-            spacing = (10.0 * float(region.PhysicalDeltaY), 10.0 * float(region.PhysicalDeltaX))
-    return image, spacing
+            return (10.0 * float(region.PhysicalDeltaY), 10.0 * float(region.PhysicalDeltaX))
+    return None

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
 
 from rdanet_gan.data.decode import map_in_threads, read_image
 from rdanet_gan.data.records import Record
@@ -28,9 +30,7 @@ SIGNATURE_SIZE = 32
 
 def signature(image: np.ndarray) -> np.ndarray:
     """A 2-D image as a unit-norm, zero-mean vector: dot products are Pearson correlations."""
-    small = cv2.resize(
-        np.asarray(image, np.float32), (SIGNATURE_SIZE, SIGNATURE_SIZE), interpolation=cv2.INTER_AREA
-    )
+    small = cv2.resize(np.asarray(image, np.float32), (SIGNATURE_SIZE, SIGNATURE_SIZE), interpolation=cv2.INTER_AREA)
     centred = small.ravel().astype(np.float64) - small.mean()
     norm = np.linalg.norm(centred)
     return centred / norm if norm > 0 else centred
@@ -48,25 +48,11 @@ def correlations(signatures: np.ndarray) -> np.ndarray:
 
 
 def group_signatures(signatures: np.ndarray, threshold: float = DUPLICATE_THRESHOLD) -> list[list[int]]:
-    """Groups (of two or more indices) linked by correlations above ``threshold``."""
-    count = len(signatures)
-    first, second = np.nonzero(np.triu(correlations(signatures) > threshold, k=1))
-    parent = list(range(count))
-
-    def root(index: int) -> int:
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
-
-    for a, b in zip(first.tolist(), second.tolist()):
-        parent[root(b)] = root(a)
-    groups: dict[int, list[int]] = {}
-    for index in range(count):
-        groups.setdefault(root(index), []).append(index)
-    return sorted(
-        (members for members in groups.values() if len(members) > 1), key=lambda members: members[0]
-    )
+    """Groups (of two or more indices, ascending) linked by correlations above ``threshold``, by first index."""
+    links = sparse.csr_array(np.triu(correlations(signatures) > threshold, k=1))
+    _, labels = csgraph.connected_components(links, directed=False)
+    groups = [np.flatnonzero(labels == label).tolist() for label in np.unique(labels)]
+    return sorted((members for members in groups if len(members) > 1), key=lambda members: members[0])
 
 
 def find_near_duplicates(

@@ -14,11 +14,11 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 
+import contourpy
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
-from skimage import measure
 
 from rdanet_gan.errors import DataError
 from rdanet_gan.fileio import atomic_path
@@ -200,7 +200,8 @@ def _contours(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """(rows, cols) of each closed lesion outline; a lesion touching the border is closed along it."""
     mask = np.asarray(mask, dtype=float)
     padded = np.pad(mask.reshape(mask.shape[:2]), 1)  # (H, W) or (H, W, 1); never squeeze a 1-pixel side away
-    return [(contour[:, 0] - 1, contour[:, 1] - 1) for contour in measure.find_contours(padded, 0.5)]
+    lines = contourpy.contour_generator(z=padded, line_type=contourpy.LineType.Separate).lines(0.5)  # (x, y) points
+    return [(line[:, 1] - 1, line[:, 0] - 1) for line in lines]
 
 
 def _save(figure: Figure, out_png: str | os.PathLike) -> None:

@@ -1,12 +1,14 @@
 """Streaming Keras metrics for training logs: pooled pixel counts over an epoch.
 
-Each metric thresholds the probability map (lesion where ``p >= threshold``),
-adds the batch's TP/FP/FN/TN to float32 counters and reports one ratio of
-:class:`rdanet_gan.evaluation.metrics.Confusion` with the same formula and the
-same empty-mask policy. The counts are pooled over every pixel seen since the
-last reset, so an epoch's ``dice`` is the Dice of all its pixels together,
-not the mean of per-image Dice scores (use :mod:`rdanet_gan.evaluation.scoring`
-for those, and for the final numbers).
+:class:`ConfusionMetrics` thresholds the probability map (lesion where
+``p >= threshold``), adds the batch's TP/FP/FN/TN to four float32 counters and
+reports every ratio of :class:`rdanet_gan.evaluation.metrics.Confusion` from
+them, with the same formulas and the same empty-mask policy: ``result()`` is a
+dict, and Keras logs each entry under its own name (``dice``, ``val_dice``, ...),
+so the seven logged figures share one set of counters. The counts are pooled
+over every pixel seen since the last reset, so an epoch's ``dice`` is the Dice
+of all its pixels together, not the mean of per-image Dice scores (use
+:mod:`rdanet_gan.evaluation.scoring` for those, and for the final numbers).
 
 The counters are summed across replicas under ``tf.distribute`` strategies,
 the update is XLA-compilable, and ``y_pred`` may be float16 or bfloat16 (mixed
@@ -15,10 +17,17 @@ precision): it is compared to the threshold and the counts stay float32.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 from keras import ops
 
 from rdanet_gan.evaluation.metrics import METRIC_NAMES
+
+LOGGED_FIGURES = ("accuracy", "dice", "precision", "sensitivity", "specificity", "iou", "mean_iou")
+"""The figures :func:`segmentation_metrics` logs (``f1`` is ``dice`` under another name)."""
+
+COUNTS = ("tp", "fp", "fn", "tn")
 
 
 def _ratio(numerator, denominator, agree):
@@ -26,8 +35,8 @@ def _ratio(numerator, denominator, agree):
     return ops.where(ops.greater(denominator, 0), ops.divide_no_nan(numerator, denominator), ops.cast(agree, "float32"))
 
 
-def _overlap(metric: str, tp, fp, fn, tn):
-    """The metric named ``metric`` from the counts, with the formulas of ``Confusion``."""
+def _overlaps(figures: Sequence[str], tp, fp, fn, tn) -> dict:
+    """The metrics named in ``figures`` from the counts, with the formulas of ``Confusion``."""
     agree = ops.logical_and(ops.equal(fp, 0), ops.equal(fn, 0))
     lesion_iou = _ratio(tp, tp + fp + fn, agree)
     formulas = {
@@ -40,7 +49,7 @@ def _overlap(metric: str, tp, fp, fn, tn):
         "iou": lambda: lesion_iou,
         "mean_iou": lambda: (lesion_iou + _ratio(tn, tn + fp + fn, agree)) / 2,
     }
-    return formulas[metric]()
+    return {figure: formulas[figure]() for figure in figures}
 
 
 def _binary_truth(y_true, shape):
@@ -62,25 +71,35 @@ def _pixel_weight(sample_weight, shape):
 
 
 @keras.saving.register_keras_serializable(package="rdanet_gan")
-class OverlapMetric(keras.metrics.Metric):
-    """One overlap metric (``"dice"``, ``"iou"``, ...) of thresholded predictions, pooled over batches.
+class ConfusionMetrics(keras.metrics.Metric):
+    """Overlap figures (``"dice"``, ``"iou"``, ...) of thresholded predictions from one set of pooled counts.
+
+    ``result()`` is a dict, figure name to value; Keras logs each figure under
+    its own name, not under this metric's ``name``.
 
     Args:
-        metric: one of ``METRIC_NAMES``: accuracy, dice, precision,
+        figures: names from ``METRIC_NAMES``: accuracy, dice, precision,
             sensitivity, specificity, iou (lesion), mean_iou (two-class), f1.
         threshold: probability at or above which a pixel counts as lesion.
-        name: the log column; defaults to ``metric``.
+        name: the metric's own name (Keras needs one; it is not logged).
     """
 
-    def __init__(self, metric: str = "dice", threshold: float = 0.5, name: str | None = None, dtype=None):
-        if metric not in METRIC_NAMES:
-            raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRIC_NAMES)}")
-        super().__init__(name=name or metric, dtype=dtype)
-        self.metric = metric
+    def __init__(
+        self,
+        figures: Sequence[str] = LOGGED_FIGURES,
+        threshold: float = 0.5,
+        name: str = "confusion",
+        dtype=None,
+    ):
+        unknown = [figure for figure in figures if figure not in METRIC_NAMES]
+        if unknown:
+            raise ValueError(f"unknown metric {unknown[0]!r}; expected one of {', '.join(METRIC_NAMES)}")
+        super().__init__(name=name, dtype=dtype)
+        self.figures = tuple(figures)
         self.threshold = float(threshold)
         self.counts = {
             key: self.add_variable(shape=(), initializer="zeros", dtype="float32", aggregation="sum", name=key)
-            for key in ("tp", "fp", "fn", "tn")
+            for key in COUNTS
         }
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -97,13 +116,34 @@ class OverlapMetric(keras.metrics.Metric):
         for key, indicator in batch_counts.items():
             self.counts[key].assign_add(ops.sum(indicator * weight))
 
-    def result(self):
-        """The metric of the counts accumulated since the last reset."""
-        tp, fp, fn, tn = (self.counts[key].value for key in ("tp", "fp", "fn", "tn"))
-        return _overlap(self.metric, tp, fp, fn, tn)
+    def result(self) -> dict:
+        """Each figure of the counts accumulated since the last reset, by name."""
+        return _overlaps(self.figures, *(self.counts[key].value for key in COUNTS))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "metric": self.metric, "threshold": self.threshold}
+        return {**super().get_config(), "figures": list(self.figures), "threshold": self.threshold}
+
+
+@keras.saving.register_keras_serializable(package="rdanet_gan")
+class OverlapMetric(ConfusionMetrics):
+    """One overlap figure as a scalar metric named after it (the log column; ``name`` overrides it).
+
+    What :func:`segmentation_metrics` built, seven times, before
+    :class:`ConfusionMetrics`; models compiled with it still load.
+    """
+
+    def __init__(self, metric: str = "dice", threshold: float = 0.5, name: str | None = None, dtype=None):
+        super().__init__((metric,), threshold, name=name or metric, dtype=dtype)
+        self.metric = metric
+
+    def result(self):
+        """The figure of the counts accumulated since the last reset."""
+        return super().result()[self.metric]
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        del config["figures"]
+        return {**config, "metric": self.metric}
 
 
 @keras.saving.register_keras_serializable(package="rdanet_gan")
@@ -135,11 +175,19 @@ class SoftDice(keras.metrics.Metric):
 
 
 def segmentation_metrics(threshold: float = 0.5) -> list[keras.metrics.Metric]:
-    """The metrics that training logs, thresholded at ``threshold``.
+    """The metrics that training logs: a :class:`ConfusionMetrics` thresholded at ``threshold``, and :class:`SoftDice`.
 
-    Their names, and so the log columns (``val_`` prefixed on validation data),
-    are accuracy, dice, precision, sensitivity, specificity, iou, mean_iou and
+    The log columns they give (``val_`` prefixed on validation data) are
+    accuracy, dice, precision, sensitivity, specificity, iou, mean_iou and
     soft_dice.
     """
-    names = ("accuracy", "dice", "precision", "sensitivity", "specificity", "iou", "mean_iou")
-    return [OverlapMetric(name, threshold) for name in names] + [SoftDice()]
+    return [ConfusionMetrics(LOGGED_FIGURES, threshold), SoftDice()]
+
+
+def metric_results(metrics: Sequence[keras.metrics.Metric]) -> dict:
+    """Each metric's result under its name, a dict result's entries under theirs (as Keras logs them)."""
+    results = {}
+    for metric in metrics:
+        result = metric.result()
+        results.update(result if isinstance(result, dict) else {metric.name: result})
+    return results

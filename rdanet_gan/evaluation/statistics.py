@@ -39,6 +39,12 @@ def _pooled_dice(tp: np.ndarray, sizes: np.ndarray, draws: np.ndarray) -> np.nda
 
 
 def _draws(count: int, resamples: int, seed: int) -> np.ndarray:
+    """``[resamples, count]`` image indices drawn with replacement: one set for both models of a paired comparison.
+
+    Not ``scipy.stats.bootstrap``: it draws these same indices (SciPy 1.17) but takes its interval ends with
+    ``scipy.stats.quantile``, which differs from ``np.percentile`` in the last bit, so the committed intervals
+    would not reproduce bit for bit.
+    """
     if count == 0:
         raise ValueError("no images to resample")
     return np.random.default_rng(seed).integers(0, count, size=(resamples, count))

@@ -48,7 +48,10 @@ class MetricsLogger(keras.callbacks.Callback):
     """Write every epoch's logs (losses, validation metrics, seconds) to CSV and JSON.
 
     Rows are keyed by epoch, so an epoch re-run after a resume replaces its row
-    instead of duplicating it.
+    instead of duplicating it. Columns are in name order (Keras sorts its logs
+    by metric, which would put every figure of a
+    :class:`~rdanet_gan.evaluation.keras_metrics.ConfusionMetrics` before
+    ``loss``), then the learning rate that ``ReduceLROnPlateau`` adds.
     """
 
     def __init__(self, csv_path: str | Path, json_path: str | Path):
@@ -65,7 +68,9 @@ class MetricsLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = round(time.perf_counter() - self.started, 2)
-        row = {"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}, "seconds": seconds}
+        logs = logs or {}
+        columns = sorted(logs, key=lambda name: (name.startswith("learning_rate"), name))
+        row = {"epoch": epoch + 1, **{name: float(logs[name]) for name in columns}, "seconds": seconds}
         self.rows = {e: r for e, r in self.rows.items() if e <= epoch} | {epoch + 1: row}
         ordered = [self.rows[e] for e in sorted(self.rows)]
         write_json(self.json_path, ordered)

@@ -18,7 +18,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from rdanet_gan.evaluation.keras_metrics import segmentation_metrics
+from rdanet_gan.evaluation.keras_metrics import metric_results, segmentation_metrics
 from rdanet_gan.training.losses import (
     DiceBCELoss,
     critic_wasserstein_loss,
@@ -142,7 +142,9 @@ class RDANetGAN(keras.Model):
 
     def is_critic_step(self) -> bool:
         """Whether the next train step belongs to the critic phase of the cycle."""
-        step, critic, generator = (int(v.value.numpy()) for v in (self.step_counter, self.critic_steps, self.generator_steps))
+        step, critic, generator = (
+            int(v.value.numpy()) for v in (self.step_counter, self.critic_steps, self.generator_steps)
+        )
         return step % (critic + generator) < critic
 
     def make_train_function(self, force=False):
@@ -191,14 +193,14 @@ class RDANetGAN(keras.Model):
         self._critic_step(images, masks)
         self.step_counter.assign_add(1)
         reported = [self.trackers[name] for name in CRITIC_TERMS] if self.schedule == "epoch" else self.metrics
-        return {m.name: m.result() for m in reported}
+        return metric_results(reported)
 
     def generator_train_step(self, data):
         """A generator step of Algorithm 1: the generator learns, the critic is frozen."""
         images, masks, _ = keras.utils.unpack_x_y_sample_weight(data)
         self._generator_step(images, masks)
         self.step_counter.assign_add(1)
-        return {m.name: m.result() for m in self.metrics}
+        return metric_results(self.metrics)
 
     def _critic_step(self, images, masks):
         # The generator runs in inference mode: no weight nor BatchNorm statistic of it moves.
@@ -265,7 +267,7 @@ class RDANetGAN(keras.Model):
         self.trackers["seg_loss"].update_state(self._segmentation_loss(masks, predictions))
         for metric in self.segmentation_metrics:
             metric.update_state(masks, predictions)
-        return {m.name: m.result() for m in [self.trackers["seg_loss"], *self.segmentation_metrics]}
+        return metric_results([self.trackers["seg_loss"], *self.segmentation_metrics])
 
     def predict_step(self, data):
         images = data[0] if isinstance(data, (tuple, list)) else data
@@ -312,4 +314,3 @@ def _loss_scaled(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Opti
     if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         return optimizer
     return keras.optimizers.LossScaleOptimizer(optimizer)
-

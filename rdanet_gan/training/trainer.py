@@ -137,6 +137,15 @@ class TrainConfig:
             raise ValueError("SegNet is defined with batch normalisation; norm applies to rdau-net and unet")
         if self.deep_supervision and self.model in ("rdanet-gan", "segnet"):
             raise ValueError("deep_supervision applies to rdau-net and unet (the GAN inherits it through init_generator)")
+        self._check_encoder_options()
+        if self.recipe is not None and self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if self.max_false_alarms is not None and not 0.0 <= self.max_false_alarms < 1.0:
+            raise ValueError(f"max_false_alarms must be at least 0 and below 1, got {self.max_false_alarms}")
+        Augmentation.parse(self.augmentation)
+
+    def _check_encoder_options(self) -> None:
+        """Refuse a pretrained encoder the model cannot take, and encoder settings out of range."""
         if self.encoder is not None:
             if segmenter_name(self.model) != "rdau-net":
                 raise ValueError(f"encoder applies to rdau-net and rdanet-gan (their generator), not {self.model}")
@@ -146,11 +155,6 @@ class TrainConfig:
             raise ValueError(f"encoder_weights must be 'imagenet' or None, got {self.encoder_weights!r}")
         if self.encoder_lr_scale < 0 or self.freeze_encoder_epochs < 0:
             raise ValueError("encoder_lr_scale and freeze_encoder_epochs must not be negative")
-        if self.recipe is not None and self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
-        if self.max_false_alarms is not None and not 0.0 <= self.max_false_alarms < 1.0:
-            raise ValueError(f"max_false_alarms must be at least 0 and below 1, got {self.max_false_alarms}")
-        Augmentation.parse(self.augmentation)
 
     @classmethod
     def from_recipe(cls, recipe: str = "default", **overrides) -> TrainConfig:
@@ -341,7 +345,7 @@ def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> TrainC
     return config
 
 
-def train(
+def train(  # noqa: C901, PLR0915 - the run's orchestration, in the order it happens
     config: TrainConfig,
     run_dir: str | Path,
     resume: bool = False,
