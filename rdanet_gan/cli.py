@@ -17,10 +17,44 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 EXIT_ERROR = 2
 EXIT_PARTIAL = 3
 SEGMENT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
+# Image formats segment does not read (GIF: often an animated cine loop, of which one frame would be read).
+# Named or in a folder, such a file is listed as skipped, so that no scan is left out unnoticed.
+REFUSED_IMAGE_SUFFIXES = (".gif", ".webp", ".jp2", ".heic", ".avif")
+READ_OR_REFUSED = SEGMENT_SUFFIXES + REFUSED_IMAGE_SUFFIXES
+# Ranges of the numeric options, checked before any work: option name -> (in range, why not).
+NUMBER_RANGES = {
+    "positive": (lambda value: value > 0, "must be positive"),
+    "not negative": (lambda value: value >= 0, "must not be negative"),
+    "fraction": (lambda value: 0 <= value < 1, "must be at least 0 and below 1"),
+}
+OPTION_RANGES = {
+    **dict.fromkeys(("epochs", "batch_size", "image_size", "base_width", "n_critic"), "positive"),
+    **dict.fromkeys(("seed", "warmup_epochs", "freeze_encoder_epochs", "encoder_lr_scale"), "not negative"),
+    **dict.fromkeys(("adversarial_weight", "gp_weight"), "not negative"),
+    **dict.fromkeys(("test", "validation", "train_normal", "validation_normal"), "not negative"),
+    **dict.fromkeys(("bn_momentum", "max_false_alarms"), "fraction"),
+}
+SEGMENT_EPILOG = (
+    "Scans are read by their suffix: " + " ".join(SEGMENT_SUFFIXES) + " (DICOM needs the dicom extra). "
+    "GIF and other image formats (" + " ".join(REFUSED_IMAGE_SUFFIXES[1:]) + ") are refused, whether named or "
+    "found in a folder, and listed as skipped: convert them to PNG (a GIF is often an animated cine loop, of which "
+    "one frame would be read). Other files in a folder are ignored, as are hidden files and *_mask* and *_overlay "
+    "files. A scan whose pixels are all equal (a blank frame, a 1x1 image) shows nothing to segment: it is skipped "
+    "as a degenerate image, not reported lesion-free. Exit status: 0 every scan segmented, 3 some skipped, "
+    "2 none segmented or a bad option."
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error of the command line."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "default") -> None:
@@ -86,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``rdanet-gan`` parser with its eight commands."""
     from rdanet_gan.litert import QUANTIZATIONS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="rdanet-gan",
         description="Breast-ultrasound lesion segmentation with RDA-Net-GAN (RDAU-Net + Wasserstein critic) and its baselines.",
     )
@@ -163,8 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--batch-size", type=int, default=32, help="scans per prediction batch (default: 32)")
     calibrate.add_argument("--overwrite", action="store_true", help="replace the model's existing settings file and figure")
 
-    segment = commands.add_parser("segment", help="write a lesion mask (and an overlay) for each scan")
-    segment.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (PNG, JPEG, BMP, TIFF, DICOM)")
+    segment = commands.add_parser(
+        "segment", help="write a lesion mask (and an overlay) for each scan", epilog=SEGMENT_EPILOG
+    )
+    segment.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="scan files or folders of them (PNG, JPEG, BMP, TIFF, DICOM; not GIF)",
+    )
     segment.add_argument(
         "--model",
         help="segmenter: a .keras file or a LiteRT export (.tflite) (default: the shipped RDA-NET-GAN on MobileNetV2, run as --backend says)",
@@ -231,12 +272,49 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _refuse_existing(paths: Sequence[Path], overwrite: bool) -> None:
-    """Stop before any work when an output exists and ``--overwrite`` was not given."""
-    from rdanet_gan.errors import OutputExistsError
+    """Stop before any work when an output exists and ``--overwrite`` was not given, or is a folder."""
+    from rdanet_gan.errors import DataError, OutputExistsError
 
     for path in paths:
+        if path.is_dir():  # --overwrite could not replace it either
+            raise DataError(path, "an existing folder; give the name of a file to write")
         if not overwrite and path.exists():
             raise OutputExistsError(path)
+
+
+def _check_output_folder(option: str, folder: Path) -> None:
+    """Stop before any work when ``folder`` cannot be made a folder: it, or one above it, is a file."""
+    from rdanet_gan.errors import RdanetError
+
+    for path in (folder, *folder.parents):
+        if path.is_dir():
+            return
+        if path.exists() or path.is_symlink():
+            what = "an existing file, not a folder" if path.exists() else "a broken symbolic link"
+            raise RdanetError(f"{option} {folder}: " + (what if path == folder else f"{path} is {what}"))
+
+
+def _check_numbers(values: dict[str, object]) -> None:
+    """Stop on a numeric option out of its range (:data:`OPTION_RANGES`), naming the option and the value."""
+    from rdanet_gan.errors import RdanetError
+
+    for name, value in values.items():
+        if name in OPTION_RANGES and value is not None:
+            in_range, why = NUMBER_RANGES[OPTION_RANGES[name]]
+            if not in_range(value):  # NaN is in no range
+                raise RdanetError(f"--{name.replace('_', '-')} {value}: {why}")
+
+
+def _check_inference_options(args) -> None:
+    """Stop on a ``--threshold`` or ``--presence`` out of range before a model is loaded."""
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.evaluation.calibration import settings_problem
+    from rdanet_gan.postprocess import InferenceSettings
+
+    chosen = {name: getattr(args, name) for name in ("threshold", "presence") if getattr(args, name) is not None}
+    problem = settings_problem(dataclasses.replace(InferenceSettings(), **chosen))
+    if problem:
+        raise RdanetError(f"--{problem[0]} {chosen[problem[0]]}: {problem[1]}")
 
 
 def _inspect(args) -> int:
@@ -255,6 +333,7 @@ def _split(args) -> int:
     from rdanet_gan.data.records import NORMAL_LABEL
     from rdanet_gan.errors import DataError
 
+    _check_numbers(vars(args))
     _refuse_existing([Path(args.out)], args.overwrite)
     wanted = {"train": args.train_normal, "validation": args.validation_normal}
     records = find_records(args.data, include_normal=any(wanted.values()))
@@ -273,15 +352,10 @@ def _split(args) -> int:
 
 def _config(args, model: str, **extra):
     from rdanet_gan.errors import RdanetError
+
+    _check_numbers(vars(args))  # before TensorFlow is imported
     from rdanet_gan.training import TrainConfig
 
-    for option in ("epochs", "batch_size", "image_size", "base_width"):
-        value = getattr(args, option)
-        if value is not None and value < 1:
-            raise RdanetError(f"--{option.replace('_', '-')} {value}: must be positive")
-    for option in ("freeze_encoder_epochs", "encoder_lr_scale"):
-        if getattr(args, option) < 0:
-            raise RdanetError(f"--{option.replace('_', '-')} {getattr(args, option)}: must not be negative")
     recipe_options = {
         "augmentation": args.augmentation,
         "deep_supervision": args.deep_supervision,
@@ -316,8 +390,8 @@ def _config(args, model: str, **extra):
 
 
 def _train(args) -> int:
-    from rdanet_gan.training import train
-
+    out = Path(args.out or Path("runs") / args.model)
+    _check_output_folder("--out", out)
     config = _config(
         args,
         args.model,
@@ -328,7 +402,9 @@ def _train(args) -> int:
         gp_weight=args.gp_weight,
         max_false_alarms=args.max_false_alarms,
     )
-    result = train(config, args.out or Path("runs") / args.model, resume=args.resume)
+    from rdanet_gan.training import train
+
+    result = train(config, out, resume=args.resume)
     print(f"{result.run_dir}: finished; segmenter saved as {result.final_model}")
     return 0
 
@@ -360,7 +436,10 @@ def _evaluate(args) -> int:
     from rdanet_gan.fileio import write_json
     from rdanet_gan.modelfiles import load_segmenter
 
+    _check_inference_options(args)
     out = Path(args.out) if args.out else None
+    if out:
+        _check_output_folder("--out", out)
     outputs = ["per_image.csv", "summary.json"] + (["normal_scans.json"] if args.normal else [])
     _refuse_existing([out / name for name in outputs] if out else [], args.overwrite)
     if not load_split(args.split)[args.subset]:  # before loading the model or decoding a scan
@@ -403,8 +482,7 @@ def _calibrate(args) -> int:
     from rdanet_gan.modelfiles import WEIGHTS_DIR, load_segmenter
 
     model_path = Path(args.model)
-    if args.max_false_alarms is not None and not 0.0 <= args.max_false_alarms < 1.0:
-        raise RdanetError(f"--max-false-alarms {args.max_false_alarms}: must be at least 0 and below 1")
+    _check_numbers(vars(args))
     if _real(model_path).is_relative_to(_real(WEIGHTS_DIR)):
         raise RdanetError(f"{model_path}: a shipped model, checked against rdanet_gan/weights/manifest.json; calibrate a copy of it")
     outputs = [inference_file(model_path), model_path.with_suffix(".presence.png")]
@@ -428,11 +506,14 @@ def _calibrate(args) -> int:
 
 
 def _segment_inputs(inputs: Sequence[str], out: Path) -> tuple[list[Path], list[str]]:
-    """Expand files and folders into image files; problems are returned, not raised.
+    """Expand files and folders into scan files; problems are returned, not raised.
 
-    A folder's hidden files, ``*_mask*`` and ``*_overlay`` files (masks, and
-    this command's outputs) and the files of a separate output folder inside
-    it are not inputs.
+    A scan is read by its suffix (:data:`SEGMENT_SUFFIXES`): a file named with
+    another one is a problem, and so is a GIF or another image format
+    (:data:`REFUSED_IMAGE_SUFFIXES`) found in a folder, whose other files are
+    ignored. A folder's hidden files, ``*_mask*`` and ``*_overlay`` files
+    (masks, and this command's outputs) and the files of a separate output
+    folder inside it are not inputs; a folder without any scan is a problem.
     """
     files, problems = [], []
     out = _real(out)
@@ -440,26 +521,39 @@ def _segment_inputs(inputs: Sequence[str], out: Path) -> tuple[list[Path], list[
         if item.is_dir():
             separate_out = out != _real(item)
             try:
-                found = sorted(p for p in item.rglob("*") if p.suffix.lower() in SEGMENT_SUFFIXES)
+                found = sorted(p for p in item.rglob("*") if p.suffix.lower() in READ_OR_REFUSED)
             except OSError as error:
                 problems.append(f"{item}: cannot list the folder ({error.strerror or error})")
                 continue
+            listed = len(files) + len(problems)
             for path in found:
                 in_out = separate_out and _real(path.parent).is_relative_to(out)
                 output_name = "_mask" in path.stem or path.stem.endswith("_overlay")
                 if path.name.startswith(".") or output_name or in_out:
                     continue
-                if path.is_file():
+                if path.is_file() and path.suffix.lower() in SEGMENT_SUFFIXES:
                     files.append(path)
+                elif path.is_file():
+                    problems.append(_unsupported(path))
                 elif path.is_symlink():
                     problems.append(f"{path}: broken symbolic link or symlink loop")
-        elif item.is_file():
+            if len(files) + len(problems) == listed:
+                problems.append(f"{item}: holds no supported scan ({', '.join(SEGMENT_SUFFIXES)})")
+        elif item.is_file() and item.suffix.lower() in SEGMENT_SUFFIXES:
             files.append(item)
+        elif item.is_file():
+            problems.append(_unsupported(item))
         elif item.is_symlink():
             problems.append(f"{item}: broken symbolic link or symlink loop")
         else:
             problems.append(f"{item}: no such file or folder")
     return files, problems
+
+
+def _unsupported(path: Path) -> str:
+    """The problem of a file ``segment`` does not read, by its suffix."""
+    kind = f"{path.suffix[1:].upper()} file" if path.suffix else "file without a suffix"
+    return f"{path}: unsupported {kind}; segment reads {', '.join(SEGMENT_SUFFIXES)} (convert it to PNG)"
 
 
 def _protected_files(files: Sequence[Path], inputs: Sequence[str], out: Path) -> set[Path]:
@@ -499,16 +593,20 @@ def _segment(args) -> int:
     import numpy as np
 
     from rdanet_gan.errors import RdanetError
-    from rdanet_gan.inference import read_scan, segment_image, write_mask
+    from rdanet_gan.inference import read_scan, refuse_degenerate, segment_image, write_mask
     from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, load_shipped, shipped_export
 
     if args.model and args.backend:
         raise RdanetError("--backend chooses how the shipped model runs; --model FILE runs as its suffix says (.keras or .tflite)")
+    _check_output_folder("--out", Path(args.out))
+    _check_inference_options(args)
+    files, problems = _segment_inputs(args.inputs, Path(args.out))
+    if not files:  # nothing to segment: said before the model is loaded
+        return _end_segment(problems, done=0)
     shipped = DEFAULT_MODEL if args.backend == "keras" else shipped_export(DEFAULT_MODEL) or DEFAULT_MODEL
     model_path = Path(args.model) if args.model else WEIGHTS_DIR / shipped
     model = load_segmenter(model_path) if args.model else load_shipped(shipped)
     settings = _inference_settings(args, model_path)
-    files, problems = _segment_inputs(args.inputs, Path(args.out))
     protected = _protected_files(files, args.inputs, Path(args.out))
     written: dict[Path, Path] = {}
     done = 0
@@ -516,6 +614,7 @@ def _segment(args) -> int:
         try:
             outputs = _segment_outputs(path, args, protected, written)
             image = read_scan(path)
+            refuse_degenerate(path, image)
             mask = segment_image(model, image, **dataclasses.asdict(settings))
             write_mask(mask, outputs[0], overwrite=True)
             if args.overlay:
@@ -531,6 +630,18 @@ def _segment(args) -> int:
         written.update((_real(output), path) for output in outputs)
         done += 1
         print(f"{path}: lesion in {100 * float(np.mean(mask)):.1f}% of the scan")
+    return _end_segment(problems, done)
+
+
+def _end_segment(problems: Sequence[str], done: int) -> int:
+    """List the skipped inputs; the exit code: 0, or 3 when some were skipped; an error when none was segmented.
+
+    When the one input tried failed, its problem is the error: one line.
+    """
+    from rdanet_gan.errors import RdanetError
+
+    if not done and len(problems) == 1:
+        raise RdanetError(problems[0])
     for problem in problems:
         print(f"rdanet-gan segment: skipped {problem}", file=sys.stderr)
     if not done:
@@ -579,6 +690,9 @@ def _export(args) -> int:
 
 def _reproduce(args) -> int:
     from rdanet_gan.errors import RdanetError
+
+    _check_output_folder("--out", Path(args.out))
+    _check_numbers(vars(args))  # before TensorFlow is imported
     from rdanet_gan.reproduce import check_models, check_settings, reproduce
 
     models = [name.strip() for name in args.models.split(",") if name.strip()]

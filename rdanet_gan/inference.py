@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,32 @@ if TYPE_CHECKING:
 
 
 def read_scan(path: str | Path) -> np.ndarray:
-    """A scan as float32 gray in [0, 1] at its own size (DICOM by its ``.dcm`` suffix)."""
+    """A scan as float32 gray in [0, 1] at its own size (DICOM by its ``.dcm`` suffix).
+
+    A file that cannot be read is a one-line :class:`DataError`. pydicom's
+    warnings about a damaged DICOM are not shown: it reads, or is refused.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".dcm":
-        return read_dicom(path)[0]
-    return read_image(path)
+    if path.suffix.lower() != ".dcm":
+        return read_image(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+            return read_dicom(path)[0]
+    except DataError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged header read lazily (pixel spacing, bits) raises many types
+        raise DataError(path, f"not a readable DICOM file ({type(error).__name__})") from None
+
+
+def refuse_degenerate(path: str | Path, image: np.ndarray) -> None:
+    """Refuse a scan whose pixels are all equal (a blank frame, a 1x1 image) with a DataError.
+
+    It shows no tissue, so no finding either way: a mask of it, even an empty
+    one, would read as a result ("no lesion"), where the file needs checking.
+    """
+    if image.size == 0 or image.min() == image.max():
+        raise DataError(path, "degenerate image (all pixels equal)")
 
 
 def network_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:

@@ -68,14 +68,21 @@ def gray(value: int, shape: tuple[int, int] = SHAPE, dtype=np.uint8) -> np.ndarr
     return np.full(shape, value, dtype)
 
 
+def textured(value: int, shape: tuple[int, int] = SHAPE, dtype=np.uint8) -> np.ndarray:
+    """``gray(value)`` with one pixel a level higher: a scan, where ``segment`` skips one whose pixels are all equal."""
+    pixels = gray(value, shape, dtype)
+    pixels.flat[-1] += 1
+    return pixels
+
+
 def truncated_png(path: Path) -> None:
     write_image(path, (np.random.default_rng(0).random(SHAPE) * 255).astype(np.uint8))
     path.write_bytes(path.read_bytes()[:-60])
 
 
 def palette_png(path: Path, level: int) -> None:
-    image = Image.fromarray(np.zeros(SHAPE, np.uint8), mode="P")
-    image.putpalette([level, level, level] * 256)
+    image = Image.fromarray(textured(0), mode="P")  # colours 0 and 1 of the palette: levels ``level`` and one above
+    image.putpalette([level, level, level] + [level + 1] * 3 * 255)
     image.save(path)
 
 
@@ -85,12 +92,14 @@ SEGMENT_INPUTS = [
     ("zero bytes.png", lambda p: p.touch(), "empty file (0 bytes)"),
     ("truncated.png", truncated_png, "not a readable image"),
     ("text.png", lambda p: p.write_text("not a PNG at all"), "not a readable image"),
-    ("sixteen-bit.png", lambda p: write_image(p, gray(60000, dtype=np.uint16)), (255, SHAPE)),
-    ("rgba.png", lambda p: write_image(p, np.dstack([gray(230)] * 3 + [gray(0)])), (255, SHAPE)),  # alpha ignored
+    ("sixteen-bit.png", lambda p: write_image(p, textured(60000, dtype=np.uint16)), (255, SHAPE)),
+    ("rgba.png", lambda p: write_image(p, np.dstack([textured(230)] * 3 + [gray(0)])), (255, SHAPE)),  # alpha ignored
     ("palette.png", lambda p: palette_png(p, level=40), (0, SHAPE)),
-    ("one pixel.png", lambda p: write_image(p, gray(200, shape=(1, 1))), (255, (1, 1))),
+    ("one pixel.png", lambda p: write_image(p, gray(200, shape=(1, 1))), "degenerate image (all pixels equal)"),
+    ("one row.png", lambda p: write_image(p, textured(200, shape=(1, 2))), (255, (1, 2))),
+    ("uniform.png", lambda p: write_image(p, gray(220)), "degenerate image (all pixels equal)"),
     ("huge.png", lambda p: write_black_png(p, 10000, 10000), "image is 10000x10000 (height x width), more than 50,000,000"),
-    ("scan ü é (1).png", lambda p: write_image(p, gray(220)), (255, SHAPE)),
+    ("scan ü é (1).png", lambda p: write_image(p, textured(220)), (255, SHAPE)),
     ("loop.png", lambda p: os.symlink(p.name, p), "broken symbolic link or symlink loop"),
 ]
 GOOD_INPUTS = [name for name, _, outcome in SEGMENT_INPUTS if not isinstance(outcome, str)]
@@ -151,7 +160,17 @@ def test_segment_with_nothing_usable_exits_2(tmp_path, model_file):
     (tmp_path / "empty.png").touch()
     result = run_cli(["segment", str(tmp_path / "empty.png"), "--model", str(model_file), "--out", str(tmp_path / "m")])
     assert result.code == 2
-    assert result.stderr.splitlines()[-1] == "rdanet-gan segment: error: no input could be segmented"
+    assert result.stderr.splitlines() == [f"rdanet-gan segment: error: {tmp_path / 'empty.png'}: empty file (0 bytes)"]
+    write_image(tmp_path / "flat.png", gray(90))
+    inputs = [str(tmp_path / "empty.png"), str(tmp_path / "flat.png")]
+    result = run_cli(["segment", *inputs, "--model", str(model_file), "--out", str(tmp_path / "m")])
+    assert result.code == 2
+    assert result.stderr.splitlines() == [
+        f"rdanet-gan segment: skipped {tmp_path / 'empty.png'}: empty file (0 bytes)",
+        f"rdanet-gan segment: skipped {tmp_path / 'flat.png'}: degenerate image (all pixels equal)",
+        "rdanet-gan segment: error: no input could be segmented",
+    ]
+    assert not (tmp_path / "m").exists()
 
 
 def test_a_huge_image_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
@@ -165,6 +184,37 @@ def test_a_huge_image_is_refused_from_its_header_before_decoding(tmp_path, monke
     with pytest.raises(DataError, match=r"10000x10000 \(height x width\).*set RDANET_MAX_PIXELS") as caught:
         read_image(path)
     assert caught.value.path == str(path)
+
+
+def test_a_jpeg_cannot_hide_its_size_behind_bytes_the_decoder_skips(tmp_path, monkeypatch):
+    data = bytearray(cv2.imencode(".jpg", textured(128, shape=(16, 16)))[1].tobytes())
+    frame = data.find(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = struct.pack(">HH", 9000, 9000)  # 81 million pixels declared
+    after_app0 = 4 + struct.unpack_from(">H", data, 4)[0]
+    path = tmp_path / "scan.jpg"
+    path.write_bytes(data[:after_app0] + b"\x00\x11extraneous" + data[after_app0:])  # libjpeg skips these, then decodes
+
+    def refuse_decoding(*_):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", refuse_decoding)
+    with pytest.raises(DataError, match=r"image is 9000x9000 \(height x width\), more than 50,000,000 pixels"):
+        read_image(path)
+
+
+def test_content_of_another_format_is_not_decoded_whatever_its_suffix(tmp_path, monkeypatch):
+    buffer = io.BytesIO()
+    Image.fromarray(textured(128)).save(buffer, format="GIF")
+    path = tmp_path / "scan.png"
+    path.write_bytes(buffer.getvalue())
+    assert cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED) is not None  # OpenCV would read it
+
+    def refuse_decoding(*_):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", refuse_decoding)
+    with pytest.raises(DataError, match="not a readable image"):
+        read_image(path)
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".tif"])

@@ -25,9 +25,13 @@ from rdanet_gan.training.callbacks import BestModelCheckpoint
 OLD = b"the previous version of this file"
 
 
-def write_scan(path: Path, value: int = 200) -> Path:
+def write_scan(path: Path, value: int = 200, mask: bool = False) -> Path:
+    """A scan of ``value`` with one pixel a level off (segment skips a uniform scan), or a uniform mask."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.full((12, 16), value, np.uint8))
+    pixels = np.full((12, 16), value, np.uint8)
+    if not mask:
+        pixels[0, 0] = value ^ 1
+    assert cv2.imwrite(str(path), pixels)
     return path
 
 
@@ -119,7 +123,7 @@ def test_a_write_stopped_half_way_leaves_no_partial_file(tmp_path, monkeypatch, 
 
 def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
     write_scan(tmp_path / "data" / "images" / "a.png")
-    write_scan(tmp_path / "data" / "masks" / "a.png", value=255)
+    write_scan(tmp_path / "data" / "masks" / "a.png", value=255, mask=True)
     report = tmp_path / "report" / "inspection.json"
 
     def disk_full(self, text, **_):
@@ -191,14 +195,14 @@ def test_split_refuses_an_existing_file_before_reading_the_dataset(tmp_path, cap
     assert existing.read_bytes() == OLD
 
 
-def test_an_output_folder_that_is_a_file_is_one_line_per_scan(tmp_path, model_file, capsys):
+def test_an_output_folder_that_is_a_file_is_refused_once_before_any_work(tmp_path, model_file, capsys):
     write_scan(tmp_path / "scans" / "a.png")
+    write_scan(tmp_path / "scans" / "b.png")
     not_a_folder = tmp_path / "masks"
     not_a_folder.write_bytes(OLD)
     assert main(["segment", str(tmp_path / "scans"), "--model", str(model_file), "--out", str(not_a_folder)]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"rdanet-gan segment: skipped {not_a_folder / 'a_mask.png'}: cannot write (File exists)",
-        "rdanet-gan segment: error: no input could be segmented",
+        f"rdanet-gan segment: error: --out {not_a_folder}: an existing file, not a folder"
     ]
     assert not_a_folder.read_bytes() == OLD
 
@@ -209,7 +213,7 @@ def test_an_output_folder_that_is_a_file_is_one_line_per_scan(tmp_path, model_fi
 def test_segment_into_the_input_folder_never_replaces_an_input(tmp_path, model_file, capsys):
     scans = tmp_path / "benign"
     write_scan(scans / "benign (1).png")
-    write_scan(scans / "benign (1)_mask.png", value=0)  # the ground truth, named like an output
+    write_scan(scans / "benign (1)_mask.png", value=0, mask=True)  # the ground truth, named like an output
     write_scan(scans / "benign (2).png")
     before = digests(scans)
 
@@ -289,7 +293,7 @@ def test_rerunning_into_the_input_folder_does_not_segment_its_overlays(tmp_path,
 def test_evaluate_writes_nothing_into_the_dataset(tmp_path, model_file, capsys):
     for index in range(4):
         write_scan(tmp_path / "data" / "images" / f"case{index}.png")
-        write_scan(tmp_path / "data" / "masks" / f"case{index}.png", value=255)
+        write_scan(tmp_path / "data" / "masks" / f"case{index}.png", value=255, mask=True)
     split = tmp_path / "split.json"
     case_ids = [f"images/case{index}.png" for index in range(4)]
     split.write_text(json.dumps({"train": case_ids[:2], "validation": case_ids[2:3], "test": case_ids[3:]}))

@@ -150,7 +150,7 @@ def test_a_built_wheel_carries_the_shipped_models_and_segments_from_any_folder(t
         assert (site / "rdanet_gan" / "models" / "pretrained" / name).is_file(), name
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    cv2.imwrite(str(elsewhere / "scan.png"), np.full((90, 120), 100, np.uint8))
+    cv2.imwrite(str(elsewhere / "scan.png"), np.random.default_rng(0).integers(0, 256, (90, 120), dtype=np.uint8))
     code = (
         "import sys, rdanet_gan\n"
         f"assert rdanet_gan.__file__.startswith({str(site)!r}), rdanet_gan.__file__\n"

@@ -8,13 +8,17 @@ non-ASCII paths work on every platform.
 
 Memory stays bounded: an image of more than :func:`max_pixels` pixels
 (``RDANET_MAX_PIXELS``, default 50 million) is refused from its header,
-before any pixel is decoded, and so is a file too large to hold one.
+before any pixel is decoded, and so is a file too large to hold one. Only
+PNG, JPEG, BMP and TIFF content whose header gives its size is decoded,
+whatever the file's suffix: a file of another format (GIF, WebP…) or with a
+damaged header is not a readable image, so no decoder runs without the limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import struct
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +39,8 @@ MAX_PIXELS_VARIABLE = "RDANET_MAX_PIXELS"
 # Bytes per pixel of the largest uncompressed layout (16-bit RGBA), bounding a file's size.
 _MAX_BYTES_PER_PIXEL = 8
 _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# A JPEG marker: 0xFF then a byte other than 0x00 (a stuffed 0xFF) and 0xFF (fill).
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xff]")
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -216,7 +222,9 @@ def _decode(path: str | os.PathLike) -> np.ndarray:
     if data.size == 0:
         raise DataError(path, "empty file (0 bytes)")
     size = _header_size(data)
-    if size is not None and size[0] * size[1] > limit:
+    if size is None:  # another format, or a header cut short or damaged: no decoder runs unchecked
+        raise DataError(path, "not a readable image (corrupt, truncated or unsupported format)")
+    if size[0] * size[1] > limit:
         raise DataError(
             path,
             f"image is {size[0]}x{size[1]} (height x width), more than {limit:,} pixels; "
@@ -251,16 +259,18 @@ def _header_size(data: np.ndarray) -> tuple[int, int] | None:
 
 
 def _jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
-    """(height, width) of the first JPEG frame, found by walking the marker segments."""
+    """(height, width) of the first JPEG frame, found by walking the marker segments as libjpeg does.
+
+    Bytes between segments are skipped up to the next marker, as libjpeg
+    skips them (with a warning) on its way to the frame header it decodes.
+    """
     position = 2
-    while position + 9 <= len(data):
-        if data[position] != 0xFF:
-            return None
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
+    while found := _JPEG_MARKER.search(data, position):
+        position, marker = found.start(), data[found.start() + 1]
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
             position += 2
+        elif marker == 0xDA:  # scan data before any frame header: nothing libjpeg decodes
+            return None
         elif marker in _JPEG_FRAME_MARKERS:
             height, width = struct.unpack_from(">HH", data, position + 5)
             return height, width

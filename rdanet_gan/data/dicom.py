@@ -44,11 +44,17 @@ def read_dicom(path: str | Path) -> tuple[np.ndarray, tuple[float, float] | None
         pixels = pixels[..., :3] @ LUMINANCE
     if pixels.ndim != 2:
         raise DataError(path, f"only single-frame DICOM is supported (pixel array of shape {pixels.shape})")
-    bits = int(dataset.get("BitsStored") or 8)
+    try:
+        bits = int(dataset.get("BitsStored") or 8)
+        spacing = _pixel_spacing(dataset)
+    except Exception as error:  # noqa: BLE001 - damaged header values raise many types
+        raise DataError(path, f"unreadable DICOM header value ({type(error).__name__})") from None
+    if not 1 <= bits <= 32:
+        raise DataError(path, f"BitsStored is {bits}, not between 1 and 32")
     image = np.clip(pixels / float(2**bits - 1), 0.0, 1.0).astype(np.float32)
     if dataset.get("PhotometricInterpretation") == "MONOCHROME1":  # 0 is white
         image = 1.0 - image
-    return image, _pixel_spacing(dataset)
+    return image, spacing
 
 
 def _pixel_spacing(dataset) -> tuple[float, float] | None:
