@@ -42,7 +42,7 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -63,14 +63,13 @@ from rdanet_gan.data import (
 )
 from rdanet_gan.data.records import NORMAL_LABEL
 from rdanet_gan.errors import RdanetError
-from rdanet_gan.evaluation.calibration import choose_inference
+from rdanet_gan.evaluation.calibration import choose_inference, choose_presence
 from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import portable, write_json, write_text
+from rdanet_gan.inference.model_files import load_segmenter
 from rdanet_gan.machine import describe_machine
-from rdanet_gan.modelfiles import load_segmenter
-from rdanet_gan.postprocess import choose_presence
-from rdanet_gan.training.trainer import run_finished
+from rdanet_gan.training.run_folder import run_finished
 
 ENCODER = ["--encoder", "mobilenet_v2", "--jit", "off"]
 EFFICIENTNET = ["--encoder", "efficientnet_lite0", "--jit", "off"]
@@ -213,7 +212,7 @@ def assess(
             "dice_per_image": {f"{level:g}": score.dice_per_image for level, score in calibration.presence.items()},
             "lesion_free_flagged": {f"{level:g}": score.lesion_free_flagged for level, score in calibration.presence.items()},
         },
-        "test": summarise(evaluate_model(model, data.test, batch_size=batch_size, **asdict(settings))),
+        "test": summarise(evaluate_model(model, data.test, settings, batch_size=batch_size)),
         "training": json.loads((run_dir / "summary.json").read_text()),
     }
     if lesion_free is not None:
@@ -225,7 +224,7 @@ def assess(
             "max_false_alarms": max_false_alarms,
             "presence": level,
             "validation_lesion_free_flagged": calibration.presence[level].lesion_free_flagged,
-            "test": result["test"] if level == settings.presence else summarise(evaluate_model(model, data.test, batch_size=batch_size, **asdict(target))),
+            "test": result["test"] if level == settings.presence else summarise(evaluate_model(model, data.test, target, batch_size=batch_size)),
             "normal_scans": normal_scan_alarms(model, lesion_free.test, target, batch_size),
         }
     return result

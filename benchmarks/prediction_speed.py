@@ -2,7 +2,7 @@
 
 For each network, in one process and one after the other on the same inputs:
 Keras float32 (what ``segment --backend keras`` runs), then its LiteRT exports
-(``rdanet_gan.litert``: float32, float16 weights, int8 calibrated on scans).
+(``rdanet_gan.inference.litert``: float32, float16 weights, int8 calibrated on scans).
 Each gets batch-32 images/s and batch-1 latency (median and p90), with the
 ratio to Keras, and the largest probability difference from Keras on the
 timed batch. With ``--data`` (BUSI) the shipped default model's exports are
@@ -27,7 +27,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,12 +35,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 from rdanet_gan.data import load_split, make_phantoms, prepare_data
-from rdanet_gan.evaluation.calibration import read_inference
 from rdanet_gan.evaluation.evaluate import evaluate_model
 from rdanet_gan.fileio import portable, write_json, write_text
-from rdanet_gan.litert import QUANTIZATIONS, LiteRTSegmenter, export_litert
+from rdanet_gan.inference.litert import QUANTIZATIONS, LiteRTSegmenter, export_litert
+from rdanet_gan.inference.model_files import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference.settings import read_inference
 from rdanet_gan.machine import describe_machine
-from rdanet_gan.modelfiles import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
 from rdanet_gan.models import build_model
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -97,7 +96,7 @@ def measure(name: str, model, calibration: np.ndarray, validation, settings, ste
         row = {**timed(predict, images, steps), **exports.get(backend.removeprefix("litert "), {})}
         row["largest_difference"] = float(np.abs(np.asarray(predict(images)) - reference).max())
         if validation is not None and settings is not None:
-            row["validation_dice"] = float(evaluate_model(segmenter, validation, **asdict(settings)).pooled["dice"])
+            row["validation_dice"] = float(evaluate_model(segmenter, validation, settings).pooled["dice"])
         rows[backend] = row
         print(f"{name} | {backend}: {row['images_per_second']:.1f} img/s, {row['latency_ms_median']:.1f} ms", flush=True)
     return rows

@@ -47,9 +47,9 @@ from rdanet_gan.evaluation.evaluate import evaluate_model
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.evaluation.statistics import dice_interval, lesion_counts
 from rdanet_gan.fileio import portable, write_json, write_text
+from rdanet_gan.inference.model_files import load_segmenter
 from rdanet_gan.machine import describe_machine
-from rdanet_gan.modelfiles import load_segmenter
-from rdanet_gan.training.trainer import run_finished
+from rdanet_gan.training.run_folder import run_finished
 
 PROTOCOLS = {"random": math.inf, "leakage-aware": DUPLICATE_THRESHOLD}
 """Protocol -> the correlation above which two scans count as near-duplicates and stay on one side."""

@@ -34,23 +34,23 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from rdanet_gan.data import ArraySet, load_normal_scans, load_split, prepare_data
 from rdanet_gan.errors import DataError, OutputExistsError, RdanetError
-from rdanet_gan.evaluation.calibration import choose_inference, read_inference, write_inference
+from rdanet_gan.evaluation.calibration import choose_inference, write_inference
 from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import atomic_path, portable, write_json, write_text
-from rdanet_gan.litert import export_litert
-from rdanet_gan.modelfiles import EXPORT_SUFFIX, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
-from rdanet_gan.postprocess import InferenceSettings
+from rdanet_gan.inference.litert import export_litert
+from rdanet_gan.inference.model_files import EXPORT_SUFFIX, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
+from rdanet_gan.inference.settings import InferenceSettings, read_inference
 from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
-from rdanet_gan.training.trainer import TrainConfig, run_finished
+from rdanet_gan.training.config import TrainConfig
+from rdanet_gan.training.run_folder import run_finished
 
 SHIPPED_MODEL = "rdanet-gan"
 """The reproduction row whose ``best.keras`` becomes :data:`PAPER_MODEL`."""
@@ -254,7 +254,7 @@ def validation_dice(model, data: str | Path, split_path: str | Path, settings: I
     """A segmenter's pooled Dice on a split's validation scans under ``settings``, at the network's size."""
     validation = load_split(split_path)["validation"]
     scans = prepare_data(data, {"train": [], "validation": validation, "test": []}, image_size=model.input_shape[1])
-    return float(evaluate_model(model, scans.validation, **asdict(settings)).pooled["dice"])
+    return float(evaluate_model(model, scans.validation, settings).pooled["dice"])
 
 
 def main(argv: list[str] | None = None) -> int:

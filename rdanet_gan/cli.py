@@ -19,13 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from rdanet_gan.inference.scans import REFUSED_IMAGE_SUFFIXES, SEGMENT_SUFFIXES
+
 EXIT_ERROR = 2
 EXIT_PARTIAL = 3
-SEGMENT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
-# Image formats segment does not read (GIF: often an animated cine loop, of which one frame would be read).
-# Named or in a folder, such a file is listed as skipped, so that no scan is left out unnoticed.
-REFUSED_IMAGE_SUFFIXES = (".gif", ".webp", ".jp2", ".heic", ".avif")
-READ_OR_REFUSED = SEGMENT_SUFFIXES + REFUSED_IMAGE_SUFFIXES
 # Ranges of the numeric options, checked before any work: option name -> (in range, why not).
 NUMBER_RANGES = {
     "positive": (lambda value: value > 0, "must be positive"),
@@ -33,12 +30,14 @@ NUMBER_RANGES = {
     "fraction": (lambda value: 0 <= value < 1, "must be at least 0 and below 1"),
 }
 OPTION_RANGES = {
-    **dict.fromkeys(("epochs", "batch_size", "image_size", "base_width", "n_critic"), "positive"),
-    **dict.fromkeys(("seed", "warmup_epochs", "freeze_encoder_epochs", "encoder_lr_scale"), "not negative"),
-    **dict.fromkeys(("adversarial_weight", "gp_weight"), "not negative"),
-    **dict.fromkeys(("test", "validation", "train_normal", "validation_normal"), "not negative"),
-    **dict.fromkeys(("bn_momentum", "max_false_alarms"), "fraction"),
+    **dict.fromkeys(("seed", "test", "validation", "train_normal", "validation_normal"), "not negative"),
+    "batch_size": "positive",
+    "max_false_alarms": "fraction",
 }
+"""The ranges of the options declared here; the training commands' come with TrainConfig's fields
+(:func:`rdanet_gan.training.arguments.option_ranges`)."""
+TRAINING_COMMANDS = ("train", "reproduce")
+"""The commands whose options are TrainConfig's fields: only they import the training package."""
 SEGMENT_EPILOG = (
     "Scans are read by their suffix: " + " ".join(SEGMENT_SUFFIXES) + " (DICOM needs the dicom extra). "
     "GIF and other image formats (" + " ".join(REFUSED_IMAGE_SUFFIXES[1:]) + ") are refused, whether named or "
@@ -55,44 +54,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _add_train_options(parser: argparse.ArgumentParser, default_recipe: str = "default") -> None:
-    from rdanet_gan.options import AUGMENTATION_PRESETS, ENCODERS, PRECISIONS, RECIPES
-
-    parser.add_argument("--data", required=True, help="dataset folder (BUSI, images/+masks/, or UDIAT layout), or 'phantom' for generated scans")
-    parser.add_argument("--split", help="split JSON file (default: a leakage-aware split made from --seed)")
-    parser.add_argument("--epochs", type=int, default=50, help="training epochs (default: 50, the paper's)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
-    parser.add_argument("--image-size", type=int, default=128, help="square input size in pixels (default: 128)")
-    parser.add_argument("--base-width", type=int, help="filters of the first level (default: the paper's for each network)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, initial weights, shuffling and augmentation")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="numeric precision (auto: bf16 where the hardware has it, else float32)")
-    parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA compilation (auto: on, except mixed_bfloat16 on a CPU, which XLA cannot compile; off makes a run bit-for-bit reproducible)")
-    parser.add_argument(
-        "--recipe",
-        choices=tuple(RECIPES),
-        default=default_recipe,
-        help=f"named set of the options below (default: {default_recipe}; 'paper' is the faithful reproduction); explicit options win",
-    )
-    parser.add_argument(
-        "--augmentation",
-        help=f"augmentation preset ({', '.join(AUGMENTATION_PRESETS)}) or stages joined by commas, e.g. flip,elastic (default: the recipe's)",
-    )
-    parser.add_argument("--deep-supervision", action=argparse.BooleanOptionalAction, help="RDAU-Net / U-Net: side losses on the decoder levels (default: the recipe's)")
-    parser.add_argument("--bn-momentum", type=float, default=0.9, help="BatchNorm momentum (default: 0.9; Keras's 0.99 leaves stale statistics with few steps per epoch)")
-    parser.add_argument(
-        "--bn-reestimate",
-        action="store_true",
-        help="after training, set the BatchNorm statistics of best.keras and final.keras to those of their own weights on the training scans",
-    )
-    parser.add_argument("--norm", choices=("batch", "group", "instance", "none"), help="normalisation of RDAU-Net / U-Net (default: the network's own)")
-    parser.add_argument("--lr-schedule", choices=("constant", "cosine", "plateau"), help="learning-rate schedule: constant 1e-4 (the paper's), cosine decay, or halving on a validation plateau (default: the recipe's)")
-    parser.add_argument("--warmup-epochs", type=int, help="with --lr-schedule cosine: epochs of linear warm-up (default: the recipe's)")
-    parser.add_argument("--encoder", choices=ENCODERS, help="RDAU-Net / the GAN's generator: a pretrained encoder under RDAU-Net's decoder (default: none, RDAU-Net's own)")
-    parser.add_argument("--encoder-weights", choices=("imagenet", "none"), default="imagenet", help="with --encoder: its initial weights (default: imagenet; none: random, for comparison)")
-    parser.add_argument("--encoder-lr-scale", type=float, default=1.0, help="with --encoder: its learning rate as a fraction of the decoder's (default: 1.0)")
-    parser.add_argument("--freeze-encoder-epochs", type=int, default=0, metavar="N", help="with --encoder: keep it frozen for the first N epochs (default: 0)")
 
 
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
@@ -116,9 +77,19 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``rdanet-gan`` parser with its eight commands."""
-    from rdanet_gan.litert import QUANTIZATIONS
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:  # noqa: PLR0915 - one add_argument per option
+    """The ``rdanet-gan`` parser with its eight commands.
+
+    The training options of ``train`` and ``reproduce`` come from TrainConfig's fields, in the training
+    package; with ``command`` another command, they are left out, so that prediction never imports training.
+    """
+    from rdanet_gan.inference.litert import QUANTIZATIONS
+
+    def add_config_arguments(parser: argparse.ArgumentParser, name: str, **options) -> None:
+        if command in (None, name):
+            from rdanet_gan.training.arguments import add_config_arguments as add
+
+            add(parser, name, **options)
 
     parser = _Parser(
         prog="rdanet-gan",
@@ -154,22 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--overwrite", action="store_true", help="replace an existing split file")
 
     train = commands.add_parser("train", help="train one model into a resumable run directory")
-    train.add_argument("--model", required=True, choices=("rdanet-gan", "rdau-net", "unet", "segnet"), help="what to train")
-    _add_train_options(train)
+    add_config_arguments(train, "train")  # a flag per TrainConfig field, from the field
     train.add_argument("--out", help="run directory (default: runs/MODEL)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
-    train.add_argument(
-        "--max-false-alarms",
-        type=float,
-        metavar="F",
-        help="choose the presence level as the lowest that flags at most fraction F of the lesion-free validation scans "
-        "(needs a split from 'split --validation-normal N'; default: the level with the best per-image Dice)",
-    )
-    train.add_argument("--init-generator", help="RDA-Net-GAN: start the generator from this RDAU-Net .keras file")
-    train.add_argument("--schedule", choices=("epoch", "interleaved"), default="epoch", help="RDA-Net-GAN: sigma critic then sigma generator steps per epoch (Algorithm 1), or n-critic steps per generator step")
-    train.add_argument("--n-critic", type=int, default=5, help="RDA-Net-GAN, interleaved schedule: critic steps per generator step")
-    train.add_argument("--adversarial-weight", type=float, default=0.01, help="RDA-Net-GAN: weight of the adversarial term of the generator loss")
-    train.add_argument("--gp-weight", type=float, default=10.0, help="RDA-Net-GAN: gradient-penalty weight lambda (default: 10)")
 
     evaluate = commands.add_parser("evaluate", help="score a model on a split's test images; print the table")
     evaluate.add_argument("--model", required=True, help="segmenter: a .keras file or a LiteRT export (.tflite)")
@@ -235,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
     reproduce = commands.add_parser("reproduce", help="train and evaluate the four models; write Table 1 and Fig. 4")
-    _add_train_options(reproduce, default_recipe="paper")
+    add_config_arguments(reproduce, "reproduce", recipe="paper")  # Table 1 is the faithful recipe
     reproduce.add_argument("--out", default="reproduction", help="output folder; rerun to resume (default: ./reproduction)")
     reproduce.add_argument(
         "--models",
@@ -248,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    command = next((word for word in argv if not word.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else "").parse_args(argv)
     args.argv = argv  # reproduce records the command that made its results
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rdanet_gan.errors import RdanetError
@@ -298,9 +257,14 @@ def _check_numbers(values: dict[str, object]) -> None:
     """Stop on a numeric option out of its range (:data:`OPTION_RANGES`), naming the option and the value."""
     from rdanet_gan.errors import RdanetError
 
+    ranges = OPTION_RANGES
+    if values.get("command") in TRAINING_COMMANDS:
+        from rdanet_gan.training.arguments import option_ranges
+
+        ranges = {**OPTION_RANGES, **option_ranges()}
     for name, value in values.items():
-        if name in OPTION_RANGES and value is not None:
-            in_range, why = NUMBER_RANGES[OPTION_RANGES[name]]
+        if name in ranges and value is not None:
+            in_range, why = NUMBER_RANGES[ranges[name]]
             if not in_range(value):  # NaN is in no range
                 raise RdanetError(f"--{name.replace('_', '-')} {value}: {why}")
 
@@ -308,8 +272,7 @@ def _check_numbers(values: dict[str, object]) -> None:
 def _check_inference_options(args) -> None:
     """Stop on a ``--threshold`` or ``--presence`` out of range before a model is loaded."""
     from rdanet_gan.errors import RdanetError
-    from rdanet_gan.evaluation.calibration import settings_problem
-    from rdanet_gan.postprocess import InferenceSettings
+    from rdanet_gan.inference.settings import InferenceSettings, settings_problem
 
     chosen = {name: getattr(args, name) for name in ("threshold", "presence") if getattr(args, name) is not None}
     problem = settings_problem(dataclasses.replace(InferenceSettings(), **chosen))
@@ -350,41 +313,15 @@ def _split(args) -> int:
     return 0
 
 
-def _config(args, model: str, **extra):
+def _config(args, model: str, **settings):
+    """The ``TrainConfig`` of a training command's flags, for ``model``."""
     from rdanet_gan.errors import RdanetError
 
     _check_numbers(vars(args))  # before TensorFlow is imported
-    from rdanet_gan.training import TrainConfig
+    from rdanet_gan.training.arguments import config_from_args
 
-    recipe_options = {
-        "augmentation": args.augmentation,
-        "deep_supervision": args.deep_supervision,
-        "lr_schedule": args.lr_schedule,
-        "warmup_epochs": args.warmup_epochs,
-    }
     try:
-        return TrainConfig.from_recipe(
-            args.recipe,
-            **{name: value for name, value in recipe_options.items() if value is not None},
-            model=model,
-            data=str(args.data),
-            split=args.split,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            image_size=args.image_size,
-            base_width=args.base_width,
-            seed=args.seed,
-            precision=args.precision,
-            jit=args.jit,
-            bn_momentum=args.bn_momentum,
-            bn_reestimate=args.bn_reestimate,
-            norm=args.norm,
-            encoder=args.encoder,
-            encoder_weights=None if args.encoder_weights == "none" else args.encoder_weights,
-            encoder_lr_scale=args.encoder_lr_scale,
-            freeze_encoder_epochs=args.freeze_encoder_epochs,
-            **extra,
-        )
+        return config_from_args(args, model=model, **settings)
     except ValueError as error:  # an option the settings refuse, e.g. an unknown augmentation stage
         raise RdanetError(str(error)) from None
 
@@ -392,16 +329,7 @@ def _config(args, model: str, **extra):
 def _train(args) -> int:
     out = Path(args.out or Path("runs") / args.model)
     _check_output_folder("--out", out)
-    config = _config(
-        args,
-        args.model,
-        init_generator=args.init_generator,
-        schedule=args.schedule,
-        n_critic=args.n_critic,
-        adversarial_weight=args.adversarial_weight,
-        gp_weight=args.gp_weight,
-        max_false_alarms=args.max_false_alarms,
-    )
+    config = _config(args, args.model)
     from rdanet_gan.training import train
 
     result = train(config, out, resume=args.resume)
@@ -410,21 +338,13 @@ def _train(args) -> int:
 
 
 def _inference_settings(args, model_path: Path):
-    """The model's recorded inference settings (``MODEL.inference.json``), overridden by explicit options."""
-    from rdanet_gan.errors import RdanetError
-    from rdanet_gan.evaluation.calibration import inference_file, read_inference, settings_problem
-    from rdanet_gan.postprocess import InferenceSettings
+    """The model's recorded inference settings (``MODEL.inference.json``), overridden by explicit options
+    (checked before the model was loaded: :func:`_check_inference_options`)."""
+    from rdanet_gan.inference.settings import InferenceSettings, model_settings
 
-    recorded = read_inference(model_path)
-    base = recorded or InferenceSettings()
-    names = [field.name for field in dataclasses.fields(InferenceSettings)]
-    chosen = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    settings = dataclasses.replace(base, **chosen)
-    problem = settings_problem(settings)  # a recorded file was checked as it was read: an option is out of range
-    if problem:
-        raise RdanetError(f"--{problem[0]} {getattr(settings, problem[0])}: {problem[1]}")
-    source = f"recorded in {inference_file(model_path)}" if recorded else "the defaults"
-    print(f"inference: {settings.describe()} ({source}{', with options given' if chosen else ''})")
+    options = {field.name: getattr(args, field.name) for field in dataclasses.fields(InferenceSettings)}
+    settings, source = model_settings(model_path, **options)
+    print(f"inference: {settings.describe()} ({source})")
     return settings
 
 
@@ -434,7 +354,7 @@ def _evaluate(args) -> int:
     from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, normal_scan_alarms
     from rdanet_gan.evaluation.report import table1_markdown
     from rdanet_gan.fileio import write_json
-    from rdanet_gan.modelfiles import load_segmenter
+    from rdanet_gan.inference.model_files import load_segmenter
 
     _check_inference_options(args)
     out = Path(args.out) if args.out else None
@@ -451,9 +371,7 @@ def _evaluate(args) -> int:
     size = model.input_shape[1]
     data = prepare_data(args.data, args.split, image_size=size)
     normal_scans = load_normal_scans(args.data, size, split=data.split) if args.normal else None
-    evaluation = evaluate_model(
-        model, getattr(data, args.subset), native_resolution=args.native_resolution, **dataclasses.asdict(settings)
-    )
+    evaluation = evaluate_model(model, getattr(data, args.subset), settings, native_resolution=args.native_resolution)
     print(table1_markdown({Path(args.model).stem: evaluation}, include_paper=False, inference=settings.describe()))
     normal = lesion_free_false_positives(evaluation)
     if normal["lesion_free_scans"]:
@@ -477,13 +395,15 @@ def _evaluate(args) -> int:
 def _calibrate(args) -> int:
     from rdanet_gan.data import prepare_data
     from rdanet_gan.errors import DataError, RdanetError
-    from rdanet_gan.evaluation.calibration import choose_inference, inference_file, validation_problem, write_inference
+    from rdanet_gan.evaluation.calibration import choose_inference, validation_problem, write_inference
     from rdanet_gan.evaluation.figures import plot_presence_tradeoff
-    from rdanet_gan.modelfiles import WEIGHTS_DIR, load_segmenter
+    from rdanet_gan.fileio import real_path
+    from rdanet_gan.inference.model_files import WEIGHTS_DIR, load_segmenter
+    from rdanet_gan.inference.settings import inference_file
 
     model_path = Path(args.model)
     _check_numbers(vars(args))
-    if _real(model_path).is_relative_to(_real(WEIGHTS_DIR)):
+    if real_path(model_path).is_relative_to(real_path(WEIGHTS_DIR)):
         raise RdanetError(f"{model_path}: a shipped model, checked against rdanet_gan/weights/manifest.json; calibrate a copy of it")
     outputs = [inference_file(model_path), model_path.with_suffix(".presence.png")]
     _refuse_existing(outputs, args.overwrite)
@@ -505,131 +425,31 @@ def _calibrate(args) -> int:
     return 0
 
 
-def _segment_inputs(inputs: Sequence[str], out: Path) -> tuple[list[Path], list[str]]:
-    """Expand files and folders into scan files; problems are returned, not raised.
-
-    A scan is read by its suffix (:data:`SEGMENT_SUFFIXES`): a file named with
-    another one is a problem, and so is a GIF or another image format
-    (:data:`REFUSED_IMAGE_SUFFIXES`) found in a folder, whose other files are
-    ignored. A folder's hidden files, ``*_mask*`` and ``*_overlay`` files
-    (masks, and this command's outputs) and the files of a separate output
-    folder inside it are not inputs; a folder without any scan is a problem.
-    """
-    files, problems = [], []
-    out = _real(out)
-    for item in map(Path, inputs):
-        if item.is_dir():
-            separate_out = out != _real(item)
-            try:
-                found = sorted(p for p in item.rglob("*") if p.suffix.lower() in READ_OR_REFUSED)
-            except OSError as error:
-                problems.append(f"{item}: cannot list the folder ({error.strerror or error})")
-                continue
-            listed = len(files) + len(problems)
-            for path in found:
-                in_out = separate_out and _real(path.parent).is_relative_to(out)
-                output_name = "_mask" in path.stem or path.stem.endswith("_overlay")
-                if path.name.startswith(".") or output_name or in_out:
-                    continue
-                if path.is_file() and path.suffix.lower() in SEGMENT_SUFFIXES:
-                    files.append(path)
-                elif path.is_file():
-                    problems.append(_unsupported(path))
-                elif path.is_symlink():
-                    problems.append(f"{path}: broken symbolic link or symlink loop")
-            if len(files) + len(problems) == listed:
-                problems.append(f"{item}: holds no supported scan ({', '.join(SEGMENT_SUFFIXES)})")
-        elif item.is_file() and item.suffix.lower() in SEGMENT_SUFFIXES:
-            files.append(item)
-        elif item.is_file():
-            problems.append(_unsupported(item))
-        elif item.is_symlink():
-            problems.append(f"{item}: broken symbolic link or symlink loop")
-        else:
-            problems.append(f"{item}: no such file or folder")
-    return files, problems
-
-
-def _unsupported(path: Path) -> str:
-    """The problem of a file ``segment`` does not read, by its suffix."""
-    kind = f"{path.suffix[1:].upper()} file" if path.suffix else "file without a suffix"
-    return f"{path}: unsupported {kind}; segment reads {', '.join(SEGMENT_SUFFIXES)} (convert it to PNG)"
-
-
-def _protected_files(files: Sequence[Path], inputs: Sequence[str], out: Path) -> set[Path]:
-    """Files ``segment`` never replaces: its inputs, and all that ``--out`` holds when it is an input folder."""
-    protected = {_real(path) for path in files}
-    if any(_real(out) == _real(item) for item in inputs if Path(item).is_dir()):
-        protected.update(_real(path) for path in out.iterdir())
-    return protected
-
-
-def _real(path: str | Path) -> Path:
-    """``path`` with every symbolic link resolved; unlike ``Path.resolve``, never raises on a symlink loop."""
-    return Path(os.path.realpath(path))
-
-
-def _segment_outputs(path: Path, args, protected: set[Path], written: dict[Path, Path]) -> list[Path]:
-    """The files segmenting ``path`` writes, all checked before any is written.
-
-    None may replace a protected file, or the output of another input of this
-    run; an existing one is replaced only with ``--overwrite``.
-    """
-    from rdanet_gan.errors import DataError, OutputExistsError
-
-    out = Path(args.out)
-    outputs = [out / f"{path.stem}_mask.png"] + ([out / f"{path.stem}_overlay.png"] if args.overlay else [])
-    for output in outputs:
-        if _real(output) in protected:
-            raise DataError(output, "is an input or was in the input folder, and is never replaced; choose another --out")
-        if _real(output) in written:
-            raise DataError(path, f"has the output name {output.name} of {written[_real(output)]}; rename one of them")
-        if output.exists() and not args.overwrite:
-            raise OutputExistsError(output)
-    return outputs
-
-
 def _segment(args) -> int:
-    import numpy as np
-
+    from rdanet_gan import register_segmenter_objects_only
     from rdanet_gan.errors import RdanetError
-    from rdanet_gan.inference import read_scan, refuse_degenerate, segment_image, write_mask
-    from rdanet_gan.modelfiles import DEFAULT_MODEL, WEIGHTS_DIR, load_segmenter, load_shipped, shipped_export
+    from rdanet_gan.inference import find_scans, open_segmenter, protected_files, segment_files
 
     if args.model and args.backend:
         raise RdanetError("--backend chooses how the shipped model runs; --model FILE runs as its suffix says (.keras or .tflite)")
-    _check_output_folder("--out", Path(args.out))
+    out = Path(args.out)
+    _check_output_folder("--out", out)
     _check_inference_options(args)
-    files, problems = _segment_inputs(args.inputs, Path(args.out))
+    files, problems = find_scans(args.inputs, out)
     if not files:  # nothing to segment: said before the model is loaded
         return _end_segment(problems, done=0)
-    shipped = DEFAULT_MODEL if args.backend == "keras" else shipped_export(DEFAULT_MODEL) or DEFAULT_MODEL
-    model_path = Path(args.model) if args.model else WEIGHTS_DIR / shipped
-    model = load_segmenter(model_path) if args.model else load_shipped(shipped)
+    register_segmenter_objects_only()  # this process only predicts: nothing of training is imported
+    model, model_path = open_segmenter(args.model or None, args.backend)
     settings = _inference_settings(args, model_path)
-    protected = _protected_files(files, args.inputs, Path(args.out))
-    written: dict[Path, Path] = {}
+    protected = protected_files(files, args.inputs, out)
     done = 0
-    for path in files:
-        try:
-            outputs = _segment_outputs(path, args, protected, written)
-            image = read_scan(path)
-            refuse_degenerate(path, image)
-            mask = segment_image(model, image, **dataclasses.asdict(settings))
-            write_mask(mask, outputs[0], overwrite=True)
-            if args.overlay:
-                from rdanet_gan.evaluation.figures import plot_overlay  # matplotlib: only when asked for
-
-                plot_overlay(image, None, mask, outputs[1], title=path.name)
-        except RdanetError as error:
-            problems.append(str(error))
-            continue
-        except Exception as error:  # noqa: BLE001 - one scan's failure, whatever it is, must not end the batch
-            problems.append(f"{path}: {type(error).__name__}: {error}".splitlines()[0])
-            continue
-        written.update((_real(output), path) for output in outputs)
-        done += 1
-        print(f"{path}: lesion in {100 * float(np.mean(mask)):.1f}% of the scan")
+    results = segment_files(model, files, out, settings, overlay=args.overlay, overwrite=args.overwrite, protected=protected)
+    for path, result in results:
+        if isinstance(result, str):  # the problem that skipped it
+            problems.append(result)
+        else:
+            done += 1
+            print(f"{path}: lesion in {100 * float(result.mean()):.1f}% of the scan")
     return _end_segment(problems, done)
 
 
@@ -654,9 +474,10 @@ def _export(args) -> int:
 
     from rdanet_gan.data import prepare_data
     from rdanet_gan.errors import ModelFileError, RdanetError
-    from rdanet_gan.evaluation.calibration import inference_file
-    from rdanet_gan.litert import export_agreement, export_litert
-    from rdanet_gan.modelfiles import EXPORT_SUFFIX, load_segmenter
+    from rdanet_gan.fileio import real_path
+    from rdanet_gan.inference.litert import export_agreement, export_litert
+    from rdanet_gan.inference.model_files import EXPORT_SUFFIX, load_segmenter
+    from rdanet_gan.inference.settings import inference_file
 
     model_path = Path(args.model)
     out = Path(args.out) if args.out else model_path.with_suffix(EXPORT_SUFFIX)
@@ -667,7 +488,7 @@ def _export(args) -> int:
     if (args.data or args.split) and args.quantization != "int8":
         raise RdanetError("--data and --split calibrate --quantization int8 only")
     settings = inference_file(model_path)  # copied beside the export, unless the export shares it (same folder and name)
-    settings = settings if settings.is_file() and _real(settings) != _real(inference_file(out)) else None
+    settings = settings if settings.is_file() and real_path(settings) != real_path(inference_file(out)) else None
     _refuse_existing([out] + ([inference_file(out)] if settings else []), args.overwrite)
     model = load_segmenter(model_path)
     if not hasattr(model, "layers"):

@@ -92,3 +92,8 @@ def nan_to_none(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def real_path(path: str | os.PathLike) -> Path:
+    """``path`` with every symbolic link resolved; unlike ``Path.resolve``, never raises on a symlink loop."""
+    return Path(os.path.realpath(path))

@@ -11,8 +11,16 @@ MODELS = ("rdanet-gan", "rdau-net", "unet", "segnet")
 """What ``train`` trains: RDA-NET-GAN, or one of the three segmentation networks on its own."""
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+JIT_MODES = ("auto", "on", "off")
+"""XLA compilation: ``auto`` (on, except where XLA cannot compile the precision), on, off."""
+NORMS = ("batch", "group", "instance", "none")
+"""Normalisations a segmentation network accepts."""
+GAN_SCHEDULES = ("epoch", "interleaved")
+"""How RDA-Net-GAN alternates its players: Algorithm 1's epochs, or ``n_critic`` critic steps per generator step."""
 ENCODERS = ("mobilenet_v2", "efficientnet_lite0")
 """Pretrained encoders that can replace RDAU-Net's ``enc2`` … ``enc6``."""
+ENCODER_WEIGHTS = ("imagenet", None)
+"""A pretrained encoder's initial weights: ImageNet's, or None (random)."""
 AUGMENTATION_PRESETS = {
     "none": "none",
     "paper": "flip",

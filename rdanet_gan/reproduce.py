@@ -16,12 +16,13 @@ from pathlib import Path
 from rdanet_gan.data import DataSplits, prepare_data, save_split
 from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation.evaluate import evaluate_model
-from rdanet_gan.evaluation.figures import plot_comparison_grid, plot_dice_distribution
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import write_text
-from rdanet_gan.modelfiles import load_segmenter
-from rdanet_gan.training.trainer import TrainConfig, run_finished, train
+from rdanet_gan.inference.model_files import load_segmenter
+from rdanet_gan.training.config import TrainConfig
+from rdanet_gan.training.run_folder import run_finished
+from rdanet_gan.training.trainer import train
 
 # Training order (the GAN needs the trained RDAU-Net) and the paper's row names.
 TABLE1_MODELS = {"rdau-net": "RDAU-NET", "rdanet-gan": "RDA-NET-GAN", "unet": "U-Net", "segnet": "SegNet"}
@@ -97,6 +98,8 @@ def reproduce(
         init = str(out / "rdau-net" / "best.keras") if model == "rdanet-gan" else None
         config = dataclasses.replace(base, model=model, split=str(split_path), init_generator=init)
         results[row_name] = train_and_evaluate(config, out / model, data, verbose)
+
+    from rdanet_gan.evaluation.figures import plot_comparison_grid, plot_dice_distribution  # Matplotlib: here only
 
     table = table1_markdown(results, reference=GAN_ROW if GAN_ROW in results else None)
     write_text(out / "table1.md", table)

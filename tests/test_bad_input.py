@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rdanet_gan.cli import SEGMENT_SUFFIXES, main
+from rdanet_gan.cli import main
+from rdanet_gan.inference.scans import SEGMENT_SUFFIXES
 
 SUPPORTED = ", ".join(SEGMENT_SUFFIXES)
 UNSUPPORTED = f"segment reads {SUPPORTED} (convert it to PNG)"
@@ -228,6 +229,14 @@ CASES = [
         2,
         "--adversarial-weight nan: must not be negative",
     ),
+    Case(
+        "train --model rdanet-gan --data phantom --segmentation-weight -1 --out run",
+        (),
+        2,
+        "--segmentation-weight -1.0: must not be negative",
+    ),
+    Case("train --model rdanet-gan --data phantom --clip-value 0 --out run", (), 2, "--clip-value 0.0: must be positive"),
+    Case("train --model unet --data phantom --learning-rate 0 --out run", (), 2, "--learning-rate 0.0: must be positive"),
     Case("reproduce --data phantom --epochs 0 --out out", (), 2, "--epochs 0: must be positive"),
     Case("split --data d --out s.json --seed -1", (), 2, "--seed -1: must not be negative"),
     Case("split --data d --out s.json --test -1", (), 2, "--test -1: must not be negative"),

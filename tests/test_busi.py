@@ -132,7 +132,7 @@ def test_the_committed_split_is_the_one_seed_0_makes(split):
 
 def test_post_processing_never_drops_a_training_lesion(records, split):
     """MIN_LESION_FRACTION (0.1 % of the scan) is set from the training split: its smallest lesion covers 0.27 %."""
-    from rdanet_gan.postprocess import MIN_LESION_FRACTION
+    from rdanet_gan.inference.refine import MIN_LESION_FRACTION
 
     masks = load_arrays(select(records, split["train"]), image_size=128).masks
     smallest = float((masks > 0.5).mean(axis=(1, 2, 3)).min())

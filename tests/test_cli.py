@@ -18,8 +18,8 @@ import pytest
 
 from rdanet_gan.cli import main
 from rdanet_gan.evaluation.calibration import SETTINGS
-from rdanet_gan.inference import network_probability, read_scan, segment_image
-from rdanet_gan.modelfiles import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, verify_shipped
+from rdanet_gan.inference import InferenceSettings, network_probability, read_scan, segment_image
+from rdanet_gan.inference.model_files import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, verify_shipped
 
 SHIP_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ship_weights.py"
 
@@ -168,11 +168,11 @@ def test_segment_applies_the_recorded_settings_unless_options_override(trained_r
     settings.write_text(json.dumps({"threshold": 0.3, "flip_tta": True, "postprocess": True}))
     line, mask = segment()
     assert line == f"inference: threshold 0.30, flip TTA, post-processing (recorded in {settings})"
-    expected = segment_image(load_segmenter(model), read_scan(scan), threshold=0.3, flip_tta=True, postprocess=True)
+    expected = segment_image(load_segmenter(model), read_scan(scan), InferenceSettings(0.3, flip_tta=True, postprocess=True))
     np.testing.assert_array_equal(mask, expected)
     line, mask = segment("--threshold", "0.6", "--no-postprocess")
     assert line == f"inference: threshold 0.60, flip TTA (recorded in {settings}, with options given)"
-    np.testing.assert_array_equal(mask, segment_image(load_segmenter(model), read_scan(scan), 0.6, flip_tta=True))
+    np.testing.assert_array_equal(mask, segment_image(load_segmenter(model), read_scan(scan), InferenceSettings(0.6, flip_tta=True)))
     probability = network_probability(load_segmenter(model), read_scan(scan), flip_tta=True)
     line, mask = segment("--presence", f"{probability.max() + 1e-4:.6f}")  # just above the scan's peak: no lesion
     assert line.startswith("inference: threshold 0.30, flip TTA, post-processing, a lesion only where the peak") and not mask.any()

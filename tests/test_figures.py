@@ -8,6 +8,7 @@ import pytest
 
 from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation import figures
+from rdanet_gan.inference import overlay
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -56,20 +57,20 @@ def test_training_curves_report_unusable_logs(tmp_path):
 
 def test_overlay_with_an_empty_prediction_or_no_truth(tmp_path):
     scan, truth, pred = _scan_and_masks()
-    figures.plot_overlay(scan, truth, pred, tmp_path / "overlay.png", title="benign (1)")
-    figures.plot_overlay(scan[..., 0], truth, np.zeros_like(pred), tmp_path / "empty.png")
-    figures.plot_overlay(scan, None, pred, tmp_path / "no_truth.png")
+    overlay.plot_overlay(scan, truth, pred, tmp_path / "overlay.png", title="benign (1)")
+    overlay.plot_overlay(scan[..., 0], truth, np.zeros_like(pred), tmp_path / "empty.png")
+    overlay.plot_overlay(scan, None, pred, tmp_path / "no_truth.png")
     for name in ("overlay.png", "empty.png", "no_truth.png"):
         _assert_png(tmp_path / name)
 
 
 def test_contours_follow_the_mask_edges_and_close_at_the_border():
     _, truth, pred = _scan_and_masks()
-    [(rows, cols)] = figures._contours(truth)
+    [(rows, cols)] = overlay._contours(truth)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (7.5, 19.5, 9.5, 23.5)
-    [(rows, cols)] = figures._contours(pred)
+    [(rows, cols)] = overlay._contours(pred)
     assert (rows[0], cols[0]) == (rows[-1], cols[-1])  # closed although the lesion touches the border
-    assert figures._contours(np.zeros((4, 4))) == []
+    assert overlay._contours(np.zeros((4, 4))) == []
 
 
 def test_dice_distribution(tmp_path):
@@ -92,7 +93,7 @@ def test_comparison_grid(tmp_path):
 
 
 def test_presence_tradeoff(tmp_path):
-    from rdanet_gan.postprocess import PresenceScore
+    from rdanet_gan.evaluation.calibration import PresenceScore
 
     scores = {0.0: PresenceScore(0.45, 0.6, 0.9), 0.9: PresenceScore(0.52, 0.55, 0.4), 0.99: PresenceScore(0.5, 0.4, 0.1)}
     figures.plot_presence_tradeoff(scores, 0.9, tmp_path / "presence.png")

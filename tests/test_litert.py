@@ -1,4 +1,4 @@
-"""LiteRT exports (``rdanet_gan.litert``, ``rdanet-gan export``): the converted network is the Keras one."""
+"""LiteRT exports (``rdanet_gan.inference.litert``, ``rdanet-gan export``): the converted network is the Keras one."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from rdanet_gan.cli import main
 from rdanet_gan.errors import ModelFileError
-from rdanet_gan.inference import read_scan, segment_image
-from rdanet_gan.litert import LiteRTSegmenter, export_litert
-from rdanet_gan.modelfiles import load_segmenter
+from rdanet_gan.inference import InferenceSettings, read_scan, segment_image
+from rdanet_gan.inference.litert import LiteRTSegmenter, export_litert
+from rdanet_gan.inference.model_files import load_segmenter
 from rdanet_gan.models import build_model
 
 SIZE = 32
@@ -125,7 +125,7 @@ def test_segment_runs_an_export_as_it_runs_the_keras_model(segmenter, float32_ex
     out = tmp_path / "masks"
     assert main(["segment", str(scan_path), "--model", str(float32_export), "--out", str(out), "--flip-tta"]) == 0
     written = cv2.imread(str(out / "scan_mask.png"), cv2.IMREAD_UNCHANGED) > 0
-    expected = segment_image(segmenter[0], read_scan(scan_path), flip_tta=True)
+    expected = segment_image(segmenter[0], read_scan(scan_path), InferenceSettings(flip_tta=True))
     assert np.mean(written == expected) > 0.995  # a pixel whose probability sits on the threshold may differ
     capsys.readouterr()
     assert main(["segment", str(scan_path), "--model", str(float32_export), "--backend", "keras", "--out", str(out)]) == 2

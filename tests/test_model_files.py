@@ -12,10 +12,10 @@ import keras
 import numpy as np
 import pytest
 
-from rdanet_gan import modelfiles
 from rdanet_gan.cli import main
 from rdanet_gan.errors import ModelFileError
-from rdanet_gan.modelfiles import load_segmenter, load_shipped, verify_shipped
+from rdanet_gan.inference import model_files
+from rdanet_gan.inference.model_files import load_segmenter, load_shipped, verify_shipped
 
 
 def segmenter(size: int = 16) -> keras.Model:
@@ -141,12 +141,12 @@ def shipped(tmp_path, good, monkeypatch) -> Path:
     """A weights folder holding ``good`` as the default model and its manifest entry."""
     weights = tmp_path / "weights"
     weights.mkdir()
-    model = weights / modelfiles.DEFAULT_MODEL
+    model = weights / model_files.DEFAULT_MODEL
     model.write_bytes(good.read_bytes())
     digest = hashlib.sha256(good.read_bytes()).hexdigest()
     (weights / "manifest.json").write_text(json.dumps({"files": {model.name: {"sha256": digest}}}))
-    monkeypatch.setattr(modelfiles, "WEIGHTS_DIR", weights)
-    monkeypatch.setattr(modelfiles, "MANIFEST", weights / "manifest.json")
+    monkeypatch.setattr(model_files, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(model_files, "MANIFEST", weights / "manifest.json")
     return model
 
 

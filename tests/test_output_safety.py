@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 from rdanet_gan import fileio
 from rdanet_gan.cli import main
 from rdanet_gan.evaluation import score_predictions
-from rdanet_gan.evaluation.figures import plot_overlay
 from rdanet_gan.fileio import write_json
-from rdanet_gan.inference import write_mask
+from rdanet_gan.inference.outputs import write_mask
+from rdanet_gan.inference.overlay import plot_overlay
 from rdanet_gan.training.callbacks import BestModelCheckpoint
 
 OLD = b"the previous version of this file"

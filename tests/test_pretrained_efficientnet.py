@@ -15,8 +15,9 @@ import rdanet_gan  # noqa: F401  (registers the custom objects, as a user's load
 from rdanet_gan.models import build_model
 from rdanet_gan.models import efficientnet_lite0 as eff
 from rdanet_gan.models.pretrained import set_weights
+from rdanet_gan.training.build import build_segmenter
+from rdanet_gan.training.config import TrainConfig
 from rdanet_gan.training.optimizers import is_encoder_variable
-from rdanet_gan.training.trainer import TrainConfig, build_segmenter
 
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
 LITE0_BLOCKS = ("r1_k3_s11_e1_i32_o16", "r2_k3_s22_e6_i16_o24", "r2_k5_s22_e6_i24_o40", "r3_k3_s22_e6_i40_o80",

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from rdanet_gan.cli import main
-from rdanet_gan.modelfiles import load_segmenter
+from rdanet_gan.inference.model_files import load_segmenter
 from rdanet_gan.training import TrainingDivergedError
 
 TRAIN = [sys.executable, "-m", "rdanet_gan", "train", "--model", "unet", "--data", "phantom", "--image-size", "32"]

@@ -18,14 +18,11 @@ from sklearn.metrics import f1_score
 from rdanet_gan.data import ArraySet
 from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation import report
-from rdanet_gan.evaluation.evaluate import evaluate_model, score_probability_maps
+from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, score_probability_maps
 from rdanet_gan.evaluation.metrics import METRIC_NAMES
-from rdanet_gan.evaluation.scoring import (
-    Evaluation,
-    predict_probabilities,
-    resize_to,
-    score_predictions,
-)
+from rdanet_gan.evaluation.scoring import Evaluation, score_predictions
+from rdanet_gan.inference.predict import predict_probabilities, resize_to
+from rdanet_gan.inference.settings import InferenceSettings
 
 
 def _square(shape: tuple[int, int], top: int, left: int, size: int) -> np.ndarray:
@@ -229,6 +226,13 @@ def test_the_presence_level_judges_resized_maps_by_their_peak_at_the_network_siz
     resized = np.zeros((8, 8), np.float32)
     resized[2:6, 2:6] = 0.8
     truth = resized > 0
-    kept = score_probability_maps([resized], [truth], presence=0.9, peaks=[0.95])
-    dropped = score_probability_maps([resized], [truth], presence=0.9)
+    kept = score_probability_maps([resized], [truth], settings=InferenceSettings(presence=0.9), peaks=[0.95])
+    dropped = score_probability_maps([resized], [truth], settings=InferenceSettings(presence=0.9))
     assert kept.per_image[0]["pred_pixels"] == 16 and dropped.per_image[0]["pred_pixels"] == 0
+
+
+def test_lesion_free_scans_with_a_predicted_lesion_are_counted():
+    empty, spot = np.zeros((6, 6), bool), np.zeros((6, 6), bool)
+    spot[2, 2] = True
+    evaluation = score_predictions([spot, empty, spot], [empty, empty, spot])  # two normal scans, one flagged
+    assert lesion_free_false_positives(evaluation) == {"lesion_free_scans": 2, "with_predicted_lesion": 1, "fraction": 0.5}

@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from rdanet_gan import modelfiles
 from rdanet_gan.cli import main
 from rdanet_gan.errors import ModelFileError
-from rdanet_gan.evaluation.calibration import read_inference
-from rdanet_gan.modelfiles import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference import model_files
+from rdanet_gan.inference.model_files import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference.settings import read_inference
 
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
 EXPORT = DEFAULT_MODEL.replace(".keras", ".tflite")
@@ -95,7 +95,7 @@ def test_segment_uses_the_checked_shipped_model_by_default_through_its_litert_ex
     scan = tmp_path / "scan.png"
     cv2.imwrite(str(scan), np.random.default_rng(0).integers(0, 255, (90, 120), dtype=np.uint8))
     loaded = []
-    monkeypatch.setattr(modelfiles, "verify_shipped", lambda path, *_: loaded.append(Path(path).name))
+    monkeypatch.setattr(model_files, "verify_shipped", lambda path, *_: loaded.append(Path(path).name))
     for backend, folder in ([], "litert"), (["--backend", "keras"], "keras"):
         assert main(["segment", str(scan), "--out", str(tmp_path / folder), *backend]) == 0
     assert loaded == [EXPORT, SETTINGS.name, DEFAULT_MODEL, SETTINGS.name]  # each checked against the manifest
@@ -126,13 +126,13 @@ def test_shipped_inference_settings_are_the_best_on_validation():
 def test_load_shipped_refuses_altered_inference_settings(tmp_path, monkeypatch):
     for name in (PAPER_MODEL, "rdanet_gan.inference.json", "manifest.json"):
         shutil.copy(WEIGHTS_DIR / name, tmp_path / name)
-    monkeypatch.setattr(modelfiles, "WEIGHTS_DIR", tmp_path)
-    monkeypatch.setattr(modelfiles, "MANIFEST", tmp_path / "manifest.json")
-    assert modelfiles.load_shipped(PAPER_MODEL).input_shape == (None, 128, 128, 1)  # the copy checks out
+    monkeypatch.setattr(model_files, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(model_files, "MANIFEST", tmp_path / "manifest.json")
+    assert model_files.load_shipped(PAPER_MODEL).input_shape == (None, 128, 128, 1)  # the copy checks out
     settings = tmp_path / "rdanet_gan.inference.json"
     settings.write_text(settings.read_text().replace('"threshold": 0.5', '"threshold": 0.3'))
     with pytest.raises(ModelFileError, match="rdanet_gan.inference.json: SHA-256 differs"):
-        modelfiles.load_shipped(PAPER_MODEL)
+        model_files.load_shipped(PAPER_MODEL)
 
 
 def test_a_built_wheel_carries_the_shipped_models_and_segments_from_any_folder(tmp_path):

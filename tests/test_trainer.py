@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -11,16 +13,11 @@ import pytest
 
 from rdanet_gan.data import prepare_data
 from rdanet_gan.errors import RdanetError
-from rdanet_gan.modelfiles import load_segmenter
+from rdanet_gan.inference.model_files import load_segmenter
 from rdanet_gan.training import TrainConfig, TrainingDivergedError, train
-from rdanet_gan.training.trainer import (
-    _prepare_run_dir,
-    build_segmenter,
-    learning_rate,
-    mode_agreement,
-    player_steps,
-    same_weights,
-)
+from rdanet_gan.training.build import build_segmenter, learning_rate, player_steps
+from rdanet_gan.training.run_folder import prepare_run_dir
+from rdanet_gan.training.trainer import mode_agreement, same_weights
 
 SIZE = 32
 
@@ -138,7 +135,7 @@ def test_a_resume_keeps_the_run_settings_and_names_the_options_it_ignores(tmp_pa
     (tmp_path / "config.json").write_text(json.dumps({"settings": dataclasses.asdict(stored)}))
     asked = tiny("unet", epochs=2, base_width=8, data="/new/place")
     with pytest.warns(UserWarning, match=r"keeps its settings; ignored: base_width 8 \(the run's: 4\)$"):
-        resumed = _prepare_run_dir(tmp_path, asked, resume=True)
+        resumed = prepare_run_dir(tmp_path, asked, resume=True)
     # More epochs and a moved dataset are taken (the split stays the run's own split.json).
     assert resumed == dataclasses.replace(stored, epochs=2, data="/new/place")
 
@@ -227,3 +224,21 @@ def test_the_training_mode_check_leaves_the_batchnorm_statistics_as_they_were(ph
     agreement = mode_agreement(network, phantoms.validation.images, phantoms.validation.masks, batch_size=4)
     assert set(agreement) == {"val_dice_inference_mode", "val_dice_training_mode"}
     assert all(np.array_equal(a, b) for a, b in zip(before, network.get_weights()))
+
+
+def test_training_imports_no_plotting():
+    """The figures are drawn at the end of a run, by a lazy import: training code loads without Matplotlib.
+    (Keras imports Matplotlib itself when it can, so the check blocks it rather than looking for it.)"""
+    code = (
+        "import importlib.abc, sys\n"
+        "class NoMatplotlib(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'matplotlib':\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, NoMatplotlib())\n"
+        "import rdanet_gan.training.trainer, rdanet_gan.training.build, rdanet_gan.reproduce\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'matplotlib' or m.endswith('.figures')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-1:] == ["[]"]

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from rdanet_gan.data import prepare_data
-from rdanet_gan.modelfiles import load_segmenter
+from rdanet_gan.inference.model_files import load_segmenter
+from rdanet_gan.models import build_unet
 from rdanet_gan.training import DeeplySupervised, TrainConfig, train
 from rdanet_gan.training.batchnorm import reestimate_batchnorm
+from rdanet_gan.training.build import build_segmenter
 from rdanet_gan.training.callbacks import MetricsLogger, ResumablePlateau
-from rdanet_gan.training.trainer import build_segmenter
 
 SIZE = 32
 
@@ -40,12 +41,24 @@ def test_deep_supervision_trains_side_heads_and_saves_the_plain_network(tmp_path
 
 @pytest.mark.parametrize("model", ["rdau-net", "unet"])
 def test_side_heads_sit_on_three_decoder_levels_and_predict_at_full_size(model):
-    wrapped = DeeplySupervised(build_segmenter(tiny(model)))
-    outputs = wrapped.features(np.zeros((2, SIZE, SIZE, 1), np.float32))
-    sides = [head(feature) for head, feature in zip(wrapped.heads, outputs[1:])]
+    segmenter = build_segmenter(tiny(model))
+    wrapped = DeeplySupervised(segmenter)
+    assert [segmenter.decoder_outputs[level].shape[1] for level in (2, 3, 4)] == [SIZE // 2, SIZE // 4, SIZE // 8]
+    outputs = wrapped(np.zeros((2, SIZE, SIZE, 1), np.float32))
+    sides = [outputs[f"dec{level}_side"] for level in (2, 3, 4)]
     assert [tuple(side.shape) for side in sides] == [(2, SIZE, SIZE, 1)] * 3
-    assert [feature.shape[1] for feature in outputs[1:]] == [SIZE // 2, SIZE // 4, SIZE // 8]
-    assert wrapped.side_weights == [0.5, 0.25, 0.125]
+    assert tuple(outputs["mask"].shape) == (2, SIZE, SIZE, 1)
+    assert list(wrapped.side_weights.values()) == [0.5, 0.25, 0.125]
+    assert wrapped.output_weights["mask"] == 1.0
+
+
+def test_side_heads_follow_the_decoder_levels_not_layer_names():
+    """A renamed U-Net of depth 2 has one coarse level (2) to supervise; one of depth 1 has none."""
+    shallow = build_unet(input_shape=(16, 16, 1), base_width=2, depth=2, name="renamed")
+    wrapped = DeeplySupervised(shallow)
+    assert sorted(wrapped.output_names) == ["dec2_side", "mask"] and wrapped.side_weights == {"dec2_side": 0.5}
+    with pytest.raises(ValueError, match="no decoder level"):
+        DeeplySupervised(build_unet(input_shape=(16, 16, 1), base_width=2, depth=1))
 
 
 def test_plateau_schedule_puts_the_learning_rate_under_a_callback(tmp_path, phantoms):

@@ -25,12 +25,7 @@ from rdanet_gan.evaluation.metrics import (
     specificity,
 )
 from rdanet_gan.evaluation.report import PAPER_TABLE1, table1_csv, table1_markdown
-from rdanet_gan.evaluation.scoring import (
-    Evaluation,
-    predict_probabilities,
-    resize_to,
-    score_predictions,
-)
+from rdanet_gan.evaluation.scoring import Evaluation, score_predictions
 from rdanet_gan.evaluation.surface import assd, hd95
 
 __all__ = [
@@ -49,8 +44,6 @@ __all__ = [
     "iou",
     "mean_iou",
     "precision",
-    "predict_probabilities",
-    "resize_to",
     "score_predictions",
     "sensitivity",
     "soft_dice",

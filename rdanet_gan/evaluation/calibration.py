@@ -1,39 +1,38 @@
 """Inference settings chosen on the validation split, and kept beside the model they suit.
 
-Flip test-time augmentation, a tuned threshold and post-processing each help
-some networks and hurt others (see ``benchmarks/results/ablation.md``), so
-they are chosen per model: :func:`choose_inference` scores five settings on
-the validation scans with a lesion (pooled Dice), then the presence level on
-all validation scans (per-image Dice: this is where lesion-free validation
-scans, ``rdanet-gan split --validation-normal N``, teach it to say "no
-lesion"). :func:`write_inference` records the result as
+Flip test-time augmentation, a tuned threshold (:func:`choose_threshold`) and
+post-processing each help some networks and hurt others (see
+``benchmarks/results/ablation.md``), so they are chosen per model:
+:func:`choose_inference` scores five settings on the validation scans with a
+lesion (pooled Dice), then the presence level (:func:`score_presence`,
+:func:`choose_presence`) on all validation scans (per-image Dice: this is
+where lesion-free validation scans, ``rdanet-gan split --validation-normal N``,
+teach it to say "no lesion"). :func:`write_inference` records the result as
 ``NAME.inference.json`` beside ``NAME.keras``. ``rdanet-gan train`` writes one
 for ``best.keras`` and ``final.keras``; ``segment`` and ``evaluate`` apply it
-unless told otherwise. The test split is never read here.
+(:func:`rdanet_gan.inference.settings.read_inference`) unless told otherwise.
+The test split is never read here.
 """
-
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
 
 from rdanet_gan.data import ArraySet
-from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation.evaluate import score_probability_maps
-from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities
+from rdanet_gan.evaluation.metrics import Confusion, confusion
+from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import write_json
-from rdanet_gan.postprocess import (
-    InferenceSettings,
-    PresenceScore,
-    choose_presence,
-    choose_threshold,
-    predict_with_flips,
-    score_presence,
-)
+from rdanet_gan.inference.predict import predict_probabilities, predict_with_flips
+from rdanet_gan.inference.refine import binarize
+from rdanet_gan.inference.settings import InferenceSettings, inference_file
 
 if TYPE_CHECKING:
     import keras
@@ -46,6 +45,87 @@ SETTINGS = {
     "all": {"flip_tta": True, "tune_threshold": True, "postprocess": True},
 }
 """The candidate settings: plain (threshold 0.5), each refinement alone, and all three."""
+
+
+def choose_threshold(
+    probabilities: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray],
+    candidates: Sequence[float] = tuple(np.round(np.arange(0.3, 0.71, 0.05), 2)),
+) -> float:
+    """The candidate threshold with the best pooled Dice on the given (validation) images."""
+
+    def pooled_dice(threshold: float) -> float:
+        return Confusion.pool(confusion(binarize(p, threshold), t) for p, t in zip(probabilities, truths)).dice()
+
+    return max(candidates, key=pooled_dice)
+
+
+PRESENCE_LEVELS = (
+    *(0.0, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995),
+    *(0.999, 0.9995, 0.9999, 0.99995, 0.99999, 0.999995, 0.999999),
+)
+"""The presence levels :func:`choose_presence` tries; 0 is none. The grid reaches 1 - 1e-6 (a peak logit
+of 13.8, still well resolved by a float32 sigmoid): a confident network's peaks on lesion-free scans
+lie between 0.999 and that, so a grid stopping at 0.999 cannot reach a low false-alarm rate."""
+
+
+class PresenceScore(NamedTuple):
+    """How one presence level does on a set of scans."""
+
+    dice_per_image: float
+    """Mean per-image Dice over all scans: what :func:`choose_presence` maximises."""
+    lesion_dice_per_image: float
+    """Mean per-image Dice over the scans with a lesion (NaN when there are none)."""
+    lesion_free_flagged: float
+    """Fraction of the lesion-free scans with a lesion predicted (NaN when there are none)."""
+
+
+def score_presence(
+    probabilities: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray],
+    settings: InferenceSettings,
+    levels: Sequence[float] = PRESENCE_LEVELS,
+) -> dict[float, PresenceScore]:
+    """How each presence level does on the given (validation) scans under ``settings``.
+
+    Per-image Dice counts a lesion-free scan as 1 when nothing is predicted on
+    it and 0 otherwise (the empty-mask policy of :mod:`rdanet_gan.evaluation.metrics`),
+    so scans with and without a lesion weigh in by their number. Levels at or
+    below the threshold change nothing and are skipped. A higher level only
+    empties more masks, so lesion Dice and the flagged fraction both fall
+    (or stay) as the level rises.
+    """
+    masks = [settings.mask(p) for p in probabilities]
+    peaks = [float(np.max(p)) for p in probabilities]
+    has_lesion = np.array([bool(truth.any()) for truth in truths])
+    scores = {}
+    for level in (level for level in levels if level == 0.0 or level > settings.threshold):
+        kept = [mask if peak >= level else np.zeros_like(mask) for mask, peak in zip(masks, peaks)]
+        dice = np.array([confusion(mask, truth).dice() for mask, truth in zip(kept, truths)])
+        flagged = np.array([mask.any() for mask in kept])
+        scores[float(level)] = PresenceScore(
+            float(dice.mean()),
+            float(dice[has_lesion].mean()) if has_lesion.any() else float("nan"),
+            float(flagged[~has_lesion].mean()) if (~has_lesion).any() else float("nan"),
+        )
+    return scores
+
+
+def choose_presence(scores: dict[float, PresenceScore], max_false_alarms: float | None = None) -> float:
+    """The presence level to use, from the :func:`score_presence` of the validation scans.
+
+    By default the level with the best mean per-image Dice over all scans (ties
+    to the lower level, so scans that all carry a lesion choose none). With
+    ``max_false_alarms``, an operating point instead: the lowest level (the one
+    that keeps the most lesions) that flags at most that fraction of the
+    lesion-free scans, or, when none does, the level that flags fewest.
+    """
+    if max_false_alarms is None:
+        return max(scores, key=lambda level: scores[level].dice_per_image)
+    if any(math.isnan(score.lesion_free_flagged) for score in scores.values()):
+        raise ValueError("a false-alarm target needs lesion-free scans")
+    meeting = [level for level, score in scores.items() if score.lesion_free_flagged <= max_false_alarms]
+    return min(meeting) if meeting else min(scores, key=lambda level: (scores[level].lesion_free_flagged, level))
 
 
 @dataclass
@@ -82,8 +162,8 @@ def choose_inference(
     model: keras.Model, validation: ArraySet, batch_size: int = 32, max_false_alarms: float | None = None
 ) -> Calibration:
     """Score the :data:`SETTINGS` on the ``validation`` scans with a lesion (pooled Dice; the best wins, ties
-    to the simpler), then choose the presence level on all of them (:func:`~rdanet_gan.postprocess.choose_presence`,
-    for ``max_false_alarms`` when given)."""
+    to the simpler), then choose the presence level on all of them (:func:`choose_presence`, for
+    ``max_false_alarms`` when given)."""
     problem = validation_problem(validation, max_false_alarms)
     if problem:
         raise ValueError(problem)
@@ -101,11 +181,7 @@ def choose_inference(
         threshold = choose_threshold(probabilities, lesions) if setting["tune_threshold"] else 0.5
         candidates[name] = InferenceSettings(float(threshold), setting["flip_tta"], setting["postprocess"])
         evaluations[name] = score_probability_maps(
-            probabilities,
-            lesions,
-            ids=[ids[index] for index in with_lesion],
-            threshold=candidates[name].threshold,
-            postprocess=setting["postprocess"],
+            probabilities, lesions, ids=[ids[index] for index in with_lesion], settings=candidates[name]
         )
     chosen = max(SETTINGS, key=lambda name: evaluations[name].pooled["dice"])  # the first of equals: simpler
     by_level = score_presence(maps[candidates[chosen].flip_tta], truths, candidates[chosen])
@@ -123,11 +199,6 @@ def validation_problem(validation: ArraySet, max_false_alarms: float | None = No
     if max_false_alarms is not None and has_lesion.all():
         return "a false-alarm target needs lesion-free validation scans (rdanet-gan split --validation-normal N)"
     return None
-
-
-def inference_file(model_path: str | os.PathLike) -> Path:
-    """Where the settings of ``NAME.keras`` live: ``NAME.inference.json`` beside it."""
-    return Path(model_path).with_suffix(".inference.json")
 
 
 def write_inference(model_path: str | os.PathLike, calibration: Calibration, overwrite: bool = True) -> Path:
@@ -151,33 +222,3 @@ def write_inference(model_path: str | os.PathLike, calibration: Calibration, ove
         overwrite=overwrite,
     )
     return path
-
-
-def read_inference(model_path: str | os.PathLike) -> InferenceSettings | None:
-    """The recorded settings of a model, or None when it has none."""
-    path = inference_file(model_path)
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        settings = InferenceSettings(
-            threshold=float(record["threshold"]),
-            flip_tta=bool(record["flip_tta"]),
-            postprocess=bool(record["postprocess"]),
-            presence=float(record.get("presence", 0.0)),  # files written before the presence level: none
-        )
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise DataError(path, f"not an inference-settings file ({type(error).__name__}: {error}); delete or rewrite it")
-    problem = settings_problem(settings)
-    if problem:
-        raise DataError(path, f"{problem[0]} {getattr(settings, problem[0])} {problem[1]}")
-    return settings
-
-
-def settings_problem(settings: InferenceSettings) -> tuple[str, str] | None:
-    """The field of ``settings`` out of its range and why (threshold in (0, 1), presence in [0, 1)), or None."""
-    if not 0.0 < settings.threshold < 1.0:
-        return "threshold", "must be between 0 and 1"
-    if not 0.0 <= settings.presence < 1.0:
-        return "presence", "must be at least 0 and below 1"
-    return None

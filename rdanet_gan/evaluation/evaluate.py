@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rdanet_gan.data import ArraySet, read_mask
-from rdanet_gan.evaluation.metrics import binarize
-from rdanet_gan.evaluation.scoring import Evaluation, predict_probabilities, resize_to, score_predictions
-from rdanet_gan.postprocess import InferenceSettings, clean_mask, predict_with_flips
+from rdanet_gan.evaluation.scoring import Evaluation, score_predictions
+from rdanet_gan.inference.predict import predict_probabilities, predict_with_flips, resize_to
+from rdanet_gan.inference.refine import binarize, clean_mask
+from rdanet_gan.inference.settings import InferenceSettings
 
 if TYPE_CHECKING:
     import keras
@@ -18,29 +19,25 @@ if TYPE_CHECKING:
 def evaluate_model(
     model: keras.Model,
     data: ArraySet,
+    settings: InferenceSettings | None = None,
     native_resolution: bool = False,
     batch_size: int = 32,
-    threshold: float = 0.5,
-    flip_tta: bool = False,
-    postprocess: bool = False,
-    presence: float = 0.0,
 ) -> Evaluation:
-    """Score ``model`` (inference mode) on ``data``.
+    """Score ``model`` (inference mode) on ``data``, its masks made under ``settings`` (default: threshold 0.5).
 
     At the network's input size (the paper's protocol: 128x128) the resized
     ground truth is the reference. With ``native_resolution`` each probability
     map is resized back to its scan's original size and compared with the
-    original mask: what a clinician would see. ``flip_tta`` averages the
-    prediction with that of the mirrored scan; ``postprocess`` keeps the
-    largest lesion region and fills its holes; ``presence`` empties the mask
-    of a scan whose peak probability stays below it. No scans is a ValueError.
+    original mask: what a clinician would see. The settings' flip TTA averages
+    the prediction with that of the mirrored scan; post-processing keeps the
+    largest lesion region and fills its holes; the presence level empties the
+    mask of a scan whose peak probability stays below it. No scans is a ValueError.
     """
     if not len(data):
         raise ValueError("no scans to evaluate")
-    if flip_tta:
-        probabilities = predict_with_flips(model, data.images, batch_size=batch_size)[..., 0]
-    else:
-        probabilities = predict_probabilities(model, data.images, batch_size=batch_size)[..., 0]
+    settings = settings or InferenceSettings()
+    predict = predict_with_flips if settings.flip_tta else predict_probabilities
+    probabilities = predict(model, data.images, batch_size=batch_size)[..., 0]
     ids = [record.case_id for record in data.records] or None
     if native_resolution:
         if not data.records:
@@ -51,25 +48,21 @@ def evaluate_model(
         truths = [mask[..., 0] > 0.5 for mask in data.masks]
         maps = list(probabilities)
     peaks = [float(p.max()) for p in probabilities]  # at the network's size, where the presence level was chosen
-    return score_probability_maps(
-        maps, truths, ids=ids, threshold=threshold, postprocess=postprocess, presence=presence, peaks=peaks
-    )
+    return score_probability_maps(maps, truths, ids=ids, settings=settings, peaks=peaks)
 
 
 def score_probability_maps(
     maps: list[np.ndarray],
     truths: list[np.ndarray],
     ids: list[str] | None = None,
-    threshold: float = 0.5,
-    postprocess: bool = False,
-    presence: float = 0.0,
+    settings: InferenceSettings | None = None,
     peaks: list[float] | None = None,
 ) -> Evaluation:
-    """Score lesion probability maps against their masks, each made a mask as
-    :meth:`~rdanet_gan.postprocess.InferenceSettings.mask` does (``peaks``: the maps' peaks at the
-    network's size, for maps resized from there); one prediction serves several settings this way
-    (see ``calibration``)."""
-    settings = InferenceSettings(threshold, postprocess=postprocess, presence=presence)
+    """Score lesion probability maps (already flip-averaged where the settings say so) against their masks,
+    each made a mask by :meth:`~rdanet_gan.inference.settings.InferenceSettings.mask` (``peaks``: the maps'
+    peaks at the network's size, for maps resized from there); one prediction serves several settings this
+    way (see ``calibration``)."""
+    settings = settings or InferenceSettings()
     peaks = peaks or [None] * len(maps)
     predictions = [settings.mask(p, peak) for p, peak in zip(maps, peaks)]
     return score_predictions(predictions, truths, ids=ids, probabilities=[np.asarray(p) for p in maps])

@@ -1,5 +1,5 @@
-"""Figures of a run, written to PNG files: training curves, overlays, Dice spread, Fig. 4 grid,
-the presence level's trade.
+"""Figures of a run, written to PNG files: training curves, Dice spread, Fig. 4 grid, the presence
+level's trade (a scan's overlay: :mod:`rdanet_gan.inference.overlay`).
 
 Figures are built as ``matplotlib.figure.Figure`` objects, not through
 ``pyplot``: they need no display and no global backend switch (a notebook's
@@ -13,19 +13,18 @@ import csv
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import contourpy
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from rdanet_gan.errors import DataError
-from rdanet_gan.fileio import atomic_path
-from rdanet_gan.postprocess import PresenceScore
+from rdanet_gan.inference.overlay import gray, save_figure
 
-TRUTH_COLOUR = "lime"
-PREDICTION_COLOUR = "magenta"
+if TYPE_CHECKING:
+    from rdanet_gan.evaluation.calibration import PresenceScore
+
 _NOT_PLOTTED = {"epoch", "lr", "learning_rate"}
 
 
@@ -54,35 +53,7 @@ def plot_training_curves(log_csv: str | os.PathLike, out_png: str | os.PathLike)
         if names:
             axes.legend(fontsize="small")
         axes.grid(alpha=0.3)
-    _save(figure, out_png)
-
-
-def plot_overlay(
-    image: np.ndarray,
-    truth: np.ndarray | None,
-    pred: np.ndarray,
-    out_png: str | os.PathLike,
-    title: str | None = None,
-) -> None:
-    """A scan in gray with the ground-truth and predicted lesion contours drawn on it.
-
-    ``truth`` may be None (a scan segmented without a ground truth): only the
-    prediction is drawn then.
-    """
-    outlines = [("ground truth", truth, TRUTH_COLOUR), ("prediction", pred, PREDICTION_COLOUR)]
-    outlines = [outline for outline in outlines if outline[1] is not None]
-    figure = Figure(figsize=(5, 5), layout="constrained")
-    axes = figure.subplots()
-    axes.imshow(_gray(image), cmap="gray")
-    for _, mask, colour in outlines:
-        for rows, cols in _contours(mask):
-            axes.plot(cols, rows, color=colour, linewidth=1.5)
-    handles = [Line2D([], [], color=colour, label=label) for label, _, colour in outlines]
-    axes.legend(handles=handles, loc="lower right", fontsize="small")
-    axes.set_axis_off()
-    if title:
-        axes.set_title(title)
-    _save(figure, out_png)
+    save_figure(figure, out_png)
 
 
 def plot_dice_distribution(per_model: Mapping[str, Sequence[float]], out_png: str | os.PathLike) -> None:
@@ -101,7 +72,7 @@ def plot_dice_distribution(per_model: Mapping[str, Sequence[float]], out_png: st
         axes.scatter(position + offsets, values, s=10, alpha=0.6, zorder=3)
     axes.set(ylabel="Dice per image", ylim=(-0.02, 1.02))
     axes.grid(axis="y", alpha=0.3)
-    _save(figure, out_png)
+    save_figure(figure, out_png)
 
 
 def plot_presence_tradeoff(scores: Mapping[float, PresenceScore], chosen: float, out_png: str | os.PathLike) -> None:
@@ -137,7 +108,7 @@ def plot_presence_tradeoff(scores: Mapping[float, PresenceScore], chosen: float,
     axes.margins(0.12)  # room for the labels
     axes.legend(fontsize="small")
     axes.grid(alpha=0.3)
-    _save(figure, out_png)
+    save_figure(figure, out_png)
 
 
 def plot_comparison_grid(
@@ -154,7 +125,7 @@ def plot_comparison_grid(
     figure = Figure(figsize=(2 * len(titles), 2 * len(images)), layout="constrained")
     grid = figure.subplots(len(images), len(titles), squeeze=False)
     for row, (image, truth) in enumerate(zip(images, truths, strict=True)):
-        grid[row, 0].imshow(_gray(image), cmap="gray")
+        grid[row, 0].imshow(gray(image), cmap="gray")
         masks = [truth, *(preds[row] for preds in preds_by_model.values())]
         for col, mask in enumerate(masks, start=1):
             grid[row, col].imshow(np.squeeze(np.asarray(mask, dtype=float)), cmap="gray", vmin=0, vmax=1)
@@ -162,7 +133,7 @@ def plot_comparison_grid(
             axes.set_axis_off()
     for col, title in enumerate(titles):
         grid[0, col].set_title(title, fontsize="medium")
-    _save(figure, out_png)
+    save_figure(figure, out_png)
 
 
 def _read_log(log_csv: str | os.PathLike) -> tuple[list[float], dict[str, list[float]]]:
@@ -186,24 +157,3 @@ def _number(text: str | None) -> float:
         return float(text)
     except (TypeError, ValueError):
         return math.nan
-
-
-def _gray(image: np.ndarray) -> np.ndarray:
-    """A 2-D gray view of an (H, W), (H, W, 1) or (H, W, 3) scan."""
-    image = np.asarray(image, dtype=float)
-    if image.ndim == 3:
-        image = image.mean(axis=-1)
-    return image
-
-
-def _contours(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(rows, cols) of each closed lesion outline; a lesion touching the border is closed along it."""
-    mask = np.asarray(mask, dtype=float)
-    padded = np.pad(mask.reshape(mask.shape[:2]), 1)  # (H, W) or (H, W, 1); never squeeze a 1-pixel side away
-    lines = contourpy.contour_generator(z=padded, line_type=contourpy.LineType.Separate).lines(0.5)  # (x, y) points
-    return [(line[:, 1] - 1, line[:, 0] - 1) for line in lines]
-
-
-def _save(figure: Figure, out_png: str | os.PathLike) -> None:
-    with atomic_path(out_png) as tmp:
-        figure.savefig(tmp, dpi=120)

@@ -10,7 +10,7 @@ lesion as the positive class:
 
 Masks are binary (``bool``, or numbers that are all 0 or 1) and of any shape;
 probability maps are refused, so that every caller thresholds them the same
-way (:func:`binarize`, lesion where ``p >= 0.5``).
+way (:func:`rdanet_gan.inference.refine.binarize`, lesion where ``p >= 0.5``).
 
 Empty masks follow one rule, :data:`EMPTY_MASK_POLICY`, here and in the Keras
 metrics of :mod:`rdanet_gan.evaluation.keras_metrics`.
@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
+
+from rdanet_gan.inference.refine import binarize  # noqa: F401 - prediction's threshold, named here too
 
 EMPTY_MASK_POLICY = """\
 **Empty masks.** A metric whose denominator is zero (for example Dice when
@@ -110,11 +112,6 @@ class Confusion(NamedTuple):
     def metrics(self) -> dict[str, float]:
         """Every metric of :data:`METRIC_NAMES`, by name."""
         return {name: getattr(self, name)() for name in METRIC_NAMES}
-
-
-def binarize(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """Lesion mask of a probability map: ``probability >= threshold``."""
-    return np.asarray(probability) >= threshold
 
 
 def as_binary_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:

@@ -97,7 +97,7 @@ def table1_markdown(
     ``include_paper`` adds the paper's rows and a note on how its figures disagree.
     ``reference`` names a model of ``results`` to compare every other one with,
     paired on the same test images. ``inference`` says how the masks were made
-    (e.g. :meth:`~rdanet_gan.postprocess.InferenceSettings.describe`).
+    (e.g. :meth:`~rdanet_gan.inference.settings.InferenceSettings.describe`).
     """
     unit = _distance_unit(results)
     headers = ["Model", "Source", "Images", *(_header(title, unit) for _, title in COLUMNS)]

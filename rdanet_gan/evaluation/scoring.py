@@ -9,8 +9,9 @@ Two aggregates answer different questions and both are kept:
   they are undefined and count them).
 
 Masks may differ in size from image to image, so scans can be scored at their
-native resolution: resize each probability map with :func:`resize_to`, then
-threshold it with :func:`rdanet_gan.evaluation.metrics.binarize`.
+native resolution: resize each probability map with
+:func:`rdanet_gan.inference.predict.resize_to`, then threshold it with
+:func:`rdanet_gan.inference.refine.binarize`.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import cv2
 import numpy as np
 
 from rdanet_gan.errors import DataError
@@ -38,9 +38,6 @@ from rdanet_gan.evaluation.metrics import (
 )
 from rdanet_gan.evaluation.surface import assd, hd95
 from rdanet_gan.fileio import nan_to_none, write_text
-
-if TYPE_CHECKING:
-    import keras
 
 SURFACE_METRICS = ("hd95", "assd")
 
@@ -164,26 +161,6 @@ def score_predictions(
     names = [*METRIC_NAMES, *(["soft_dice"] if probabilities is not None else []), *SURFACE_METRICS]
     summary = {name: _mean_sd(row[name] for row in rows) for name in names}
     return Evaluation(rows, pooled, summary, "px" if spacing is None else "mm")
-
-
-def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Lesion probabilities ``(N, H, W, 1)`` float32 of a one-channel sigmoid model, in inference mode."""
-    probabilities = np.asarray(model.predict(images, batch_size=batch_size, verbose=0)).astype(np.float32)
-    if probabilities.ndim != 4 or probabilities.shape[-1] != 1:
-        raise ValueError(f"expected model outputs of shape (N, H, W, 1), got {probabilities.shape}")
-    return probabilities
-
-
-def resize_to(probability: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Bilinear resize of a ``(h, w)`` (or ``(h, w, 1)``) probability map to ``(H, W) = shape[:2]``.
-
-    Any image shape works as ``shape``: ``(H, W)`` or ``(H, W, C)``.
-    """
-    probability = _as_2d(probability).astype(np.float32)
-    if probability.ndim != 2:
-        raise ValueError(f"expected a 2-D probability map, got shape {probability.shape}")
-    height, width = shape[:2]
-    return cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _checked_pair(image_id: str, pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

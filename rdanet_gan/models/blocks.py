@@ -20,8 +20,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-NORMS = ("batch", "group", "instance", "none")
-"""Normalisations a segmentation network accepts."""
+from rdanet_gan.options import NORMS
 
 GROUPS = 8
 """Group count of ``norm="group"`` (the largest divisor of the channels up to 8)."""

@@ -8,7 +8,9 @@ decoder upsamples (``up{k}``), gates the encoder's skip features with the
 upsampled map (``att{k}``, projecting to half the skip's channels, with the
 coefficients in ``att{k}_coeff``), concatenates and refines with a
 pre-activation residual unit (``dec{k}``). A 1×1 convolution (``logits``)
-and a sigmoid (``mask``) give the lesion probability.
+and a sigmoid (``mask``) give the lesion probability. The built model's
+``decoder_outputs`` maps each level ``k`` to the output of ``dec{k}`` (as
+KerasHub backbones expose ``pyramid_outputs``), e.g. for deep supervision.
 
 With ``encoder="mobilenet_v2"`` or ``encoder="efficientnet_lite0"`` an
 ImageNet-pretrained MobileNetV2 or EfficientNet-Lite0 replaces ``enc2`` …
@@ -33,12 +35,10 @@ from rdanet_gan.models.blocks import (
     dilated_module,
     residual_unit,
 )
-from rdanet_gan.options import ENCODERS
+from rdanet_gan.options import ENCODER_WEIGHTS, ENCODERS
 
 ENCODER_MULTIPLIERS = (1, 2, 4, 8, 16, 16)
 """Channels of ``enc1`` … ``enc6`` in units of ``base_width`` (32, 64, …, 512, 512 at width 32)."""
-
-ENCODER_WEIGHTS = ("imagenet", None)
 
 ENCODER_TRUNKS = {
     "mobilenet_v2": (mobilenet_v2.mobilenet_v2_features, mobilenet_v2.load_imagenet_weights),
@@ -82,7 +82,9 @@ def build_rdau_net(
         name: model name.
 
     The output layer ``mask`` is a float32 sigmoid even under a mixed-precision
-    policy, so that losses on probabilities stay accurate.
+    policy, so that losses on probabilities stay accurate. ``model.decoder_outputs``
+    maps each decoder level ``k`` (1 to 5, at ``1 / 2**(k - 1)`` of the input size)
+    to its features.
     """
     check_input_shape(input_shape, len(ENCODER_MULTIPLIERS) - 1, "rdau-net")
     check_norm(norm)
@@ -109,6 +111,7 @@ def build_rdau_net(
     if dropout:
         x = layers.Dropout(dropout, name="dilated_dropout")(x)
 
+    decoder_outputs = {}
     for level in range(len(skips), 0, -1):
         skip = skips[level - 1]
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}")(x)
@@ -117,10 +120,12 @@ def build_rdau_net(
         x = residual_unit(
             x, widths[level - 1], stride=1, preactivation=True, norm=norm, name=f"dec{level}", bn_momentum=bn_momentum
         )
+        decoder_outputs[level] = x
 
     logits = layers.Conv2D(1, 1, name="logits")(x)
     mask = layers.Activation("sigmoid", dtype="float32", name="mask")(logits)
     model = keras.Model(image, mask, name=name)
+    model.decoder_outputs = dict(sorted(decoder_outputs.items()))
     if encoder is not None and encoder_weights == "imagenet":
         ENCODER_TRUNKS[encoder][1](model, weight_sources)
     return model

@@ -5,6 +5,7 @@ Level ``k`` works at ``1 / 2**(k - 1)`` of the input size: ``enc1`` …
 (``pool{k}``), the ``bottleneck`` doubles the channels once more, and the
 decoder runs ``dec{depth}`` → ``dec1``: a 2×2 up-convolution halving the
 channels (``up{k}``), concatenation with ``enc{k}`` and two 3×3 convolutions.
+The built model's ``decoder_outputs`` maps each level ``k`` to the output of ``dec{k}``.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def build_unet(
         name: model name.
 
     The output layer ``mask`` is a float32 sigmoid even under mixed precision.
+    ``model.decoder_outputs`` maps each decoder level ``k`` (1 to ``depth``, at
+    ``1 / 2**(k - 1)`` of the input size) to its features.
     """
     if depth < 1:
         raise ValueError(f"unet: depth must be at least 1, got {depth}")
@@ -72,12 +75,16 @@ def build_unet(
     if dropout:
         x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
 
+    decoder_outputs = {}
     for level in range(depth, 0, -1):
         width = base_width * 2 ** (level - 1)
         x = layers.Conv2DTranspose(width, 2, strides=2, name=f"up{level}")(x)
         x = layers.Concatenate(name=f"dec{level}_concat")([skips[level - 1], x])
         x = conv_block(x, (width, width), norm, f"dec{level}", bn_momentum)
+        decoder_outputs[level] = x
 
     logits = layers.Conv2D(1, 1, name="logits")(x)
     mask = layers.Activation("sigmoid", dtype="float32", name="mask")(logits)
-    return keras.Model(image, mask, name=name)
+    model = keras.Model(image, mask, name=name)
+    model.decoder_outputs = dict(sorted(decoder_outputs.items()))
+    return model

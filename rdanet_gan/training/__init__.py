@@ -1,5 +1,6 @@
-"""Training: the GAN of Algorithm 1, deep supervision, losses, callbacks, precision, re-estimated BatchNorm
-statistics, and the ``train`` entry point (names load on first use)."""
+"""Training: the settings (``TrainConfig``) and their command-line flags, the GAN of Algorithm 1, deep
+supervision, losses, callbacks, precision, re-estimated BatchNorm statistics, run folders, and the ``train``
+entry point (names load on first use)."""
 
 import lazy_loader
 
@@ -14,7 +15,9 @@ __getattr__, __dir__, _ = lazy_loader.attach(
         "gan": ["RDANetGAN"],
         "losses": ["DiceBCELoss", "gradient_penalty"],
         "precision": ["resolve_jit", "resolve_precision", "set_precision"],
-        "trainer": ["TrainConfig", "TrainResult", "train"],
+        "config": ["TrainConfig"],
+        "run_folder": ["run_finished"],
+        "trainer": ["TrainResult", "train"],
     },
 )
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "reestimate_batchnorm",
     "resolve_jit",
     "resolve_precision",
+    "run_finished",
     "set_precision",
     "train",
 ]

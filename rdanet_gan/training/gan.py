@@ -19,6 +19,7 @@ import tensorflow as tf
 from keras import ops
 
 from rdanet_gan.evaluation.keras_metrics import metric_results, segmentation_metrics
+from rdanet_gan.options import GAN_SCHEDULES
 from rdanet_gan.training.losses import (
     DiceBCELoss,
     critic_wasserstein_loss,
@@ -26,7 +27,7 @@ from rdanet_gan.training.losses import (
     gradient_penalty,
 )
 
-SCHEDULES = ("epoch", "interleaved")
+SCHEDULES = GAN_SCHEDULES
 CRITIC_TERMS = ("d_loss", "wasserstein", "gp")
 
 

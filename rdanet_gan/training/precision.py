@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from rdanet_gan.options import PRECISIONS
+from rdanet_gan.options import JIT_MODES, PRECISIONS
 
 
 def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
@@ -61,7 +61,7 @@ def resolve_jit(jit: str | bool = "auto", policy: str = "float32") -> bool:
     """
     if isinstance(jit, bool):
         wanted = jit
-    elif jit in ("auto", "on", "off"):
+    elif jit in JIT_MODES:
         wanted = jit != "off"
     else:
         raise ValueError(f"jit must be 'auto', 'on' or 'off', got {jit!r}")

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rdanet_gan.errors import ModelFileError
-from rdanet_gan.litert import LiteRTSegmenter
+from rdanet_gan.inference.litert import LiteRTSegmenter
+from rdanet_gan.inference.settings import inference_file
 
 if TYPE_CHECKING:
     import keras
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 """The shipped models and their records, installed with the package."""
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 DEFAULT_MODEL = "rdau_net_mobilenet_v2.keras"
@@ -42,7 +43,7 @@ def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
     """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes), or a LiteRT export.
 
     A ``.tflite`` file (written by ``rdanet-gan export``) loads as a
-    :class:`~rdanet_gan.litert.LiteRTSegmenter`, used like the Keras model.
+    :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`, used like the Keras model.
     Every failure is one line naming the file: missing, not an intact
     ``.keras`` archive (truncated or corrupted), refused by safe mode, or not
     a segmenter (one-channel image in, one-channel mask of the same size out).
@@ -89,8 +90,6 @@ def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model | LiteRTSegmenter:
 
     ``name`` is a ``.keras`` file or a LiteRT export (:func:`shipped_export`).
     """
-    from rdanet_gan.evaluation.calibration import inference_file  # imports the evaluation stack
-
     path = WEIGHTS_DIR / name
     if not path.is_file():
         raise ModelFileError(path, "no shipped model of that name; train one or pass --model FILE")
@@ -104,6 +103,15 @@ def shipped_export(name: str = DEFAULT_MODEL) -> str | None:
     """The name of the LiteRT export shipped beside shipped model ``name``, or None when there is none."""
     export = Path(name).with_suffix(EXPORT_SUFFIX).name
     return export if (WEIGHTS_DIR / export).is_file() else None
+
+
+def open_segmenter(path: str | Path | None = None, backend: str | None = None) -> tuple[keras.Model | LiteRTSegmenter, Path]:
+    """The segmenter a prediction runs, and its file: ``path`` (:func:`load_segmenter`), or the shipped default
+    model (:func:`load_shipped`) run by its LiteRT export, or by Keras when ``backend`` is ``"keras"``."""
+    if path is not None:
+        return load_segmenter(path), Path(path)
+    shipped = DEFAULT_MODEL if backend == "keras" else shipped_export(DEFAULT_MODEL) or DEFAULT_MODEL
+    return load_shipped(shipped), WEIGHTS_DIR / shipped
 
 
 def _check_archive(path: Path) -> None:

@@ -1,0 +1,78 @@
+"""Lesion probabilities and masks from a segmenter (Keras model or LiteRT export).
+
+Batches at the network's input size (:func:`predict_probabilities`, with flip
+test-time augmentation :func:`predict_with_flips`), and one scan of any size:
+area-resized to the network's input as in training, its probability map
+resized back bilinearly to the scan's own size (:func:`resize_to`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from rdanet_gan.inference.settings import InferenceSettings
+
+if TYPE_CHECKING:
+    import keras
+
+
+def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Lesion probabilities ``(N, H, W, 1)`` float32 of a one-channel sigmoid model, in inference mode."""
+    probabilities = np.asarray(model.predict(images, batch_size=batch_size, verbose=0)).astype(np.float32)
+    if probabilities.ndim != 4 or probabilities.shape[-1] != 1:
+        raise ValueError(f"expected model outputs of shape (N, H, W, 1), got {probabilities.shape}")
+    return probabilities
+
+
+def predict_with_flips(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Mean probability over the scan and its horizontal mirror (the flip used in training)."""
+    plain = model.predict(images, batch_size=batch_size, verbose=0)
+    mirrored = model.predict(images[:, :, ::-1], batch_size=batch_size, verbose=0)[:, :, ::-1]
+    return (plain + mirrored) / 2.0
+
+
+def resize_to(probability: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Bilinear resize of a ``(h, w)`` (or ``(h, w, 1)``) probability map to ``(H, W) = shape[:2]``.
+
+    Any image shape works as ``shape``: ``(H, W)`` or ``(H, W, C)``.
+    """
+    probability = np.asarray(probability)
+    if probability.ndim == 3 and probability.shape[-1] == 1:
+        probability = probability[..., 0]
+    if probability.ndim != 2:
+        raise ValueError(f"expected a 2-D probability map, got shape {probability.shape}")
+    height, width = shape[:2]
+    return cv2.resize(probability.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def network_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:
+    """The lesion probability map of one 2-D scan at the network's input size.
+
+    The scan is area-resized to the network's input, as in training.
+    ``flip_tta`` averages with the prediction for the mirrored scan.
+    """
+    height, width = model.input_shape[1:3]
+    small = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)[None, ..., None]
+    if flip_tta:
+        return predict_with_flips(model, small)[0, ..., 0]
+    return np.asarray(model(small, training=False))[0, ..., 0]
+
+
+def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:
+    """The lesion probability map of one 2-D scan, at the scan's own size (resized back bilinearly)."""
+    return resize_to(network_probability(model, image, flip_tta), image.shape)
+
+
+def segment_image(model: keras.Model, image: np.ndarray, settings: InferenceSettings | None = None) -> np.ndarray:
+    """The binary lesion mask of one 2-D scan, at the scan's own size, under ``settings`` (default: threshold 0.5).
+
+    The presence level is decided on the peak probability at the network's
+    size, where the level was chosen (resizing can lower it).
+    """
+    settings = settings or InferenceSettings()
+    probability = network_probability(model, image, settings.flip_tta)
+    return settings.mask(resize_to(probability, image.shape), peak=float(probability.max()))

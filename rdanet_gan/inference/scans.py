@@ -1,0 +1,112 @@
+"""Scans in: which files are scans, and reading one at its own size.
+
+A scan is read by its suffix (:data:`SEGMENT_SUFFIXES`). Other image formats
+(:data:`REFUSED_IMAGE_SUFFIXES`; GIF: often an animated cine loop, of which
+one frame would be read) are refused, whether named or found in a folder, so
+that no scan is left out unnoticed. This module imports no image library until
+a scan is read: the command line's help text is built from it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rdanet_gan.errors import DataError
+from rdanet_gan.fileio import real_path
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SEGMENT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm")
+REFUSED_IMAGE_SUFFIXES = (".gif", ".webp", ".jp2", ".heic", ".avif")
+READ_OR_REFUSED = SEGMENT_SUFFIXES + REFUSED_IMAGE_SUFFIXES
+
+
+def find_scans(inputs: Sequence[str | Path], out: str | Path) -> tuple[list[Path], list[str]]:
+    """Expand files and folders into scan files; problems are returned, not raised.
+
+    A file named with a suffix other than :data:`SEGMENT_SUFFIXES` is a
+    problem, and so is a refused image format found in a folder, whose other
+    files are ignored. A folder's hidden files, ``*_mask*`` and ``*_overlay``
+    files (masks, and segment's outputs) and the files of a separate output
+    folder ``out`` inside it are not inputs; a folder without any scan is a problem.
+    """
+    files, problems = [], []
+    out = real_path(out)
+    for item in map(Path, inputs):
+        found, trouble = _folder_scans(item, out) if item.is_dir() else _file_scan(item)
+        files += found
+        problems += trouble
+    return files, problems
+
+
+def is_output_name(path: Path) -> bool:
+    """Whether ``path`` is named like a mask or an output of ``segment``."""
+    return "_mask" in path.stem or path.stem.endswith("_overlay")
+
+
+def _folder_scans(folder: Path, out: Path) -> tuple[list[Path], list[str]]:
+    try:
+        found = sorted(path for path in folder.rglob("*") if path.suffix.lower() in READ_OR_REFUSED)
+    except OSError as error:
+        return [], [f"{folder}: cannot list the folder ({error.strerror or error})"]
+    separate_out = out != real_path(folder)
+    files, problems = [], []
+    for path in found:
+        in_out = separate_out and real_path(path.parent).is_relative_to(out)
+        if path.name.startswith(".") or is_output_name(path) or in_out:
+            continue
+        if path.is_file() or path.is_symlink():  # not a folder (or a pipe) named like a scan
+            found_here, trouble = _file_scan(path)
+            files += found_here
+            problems += trouble
+    if not files and not problems:
+        problems.append(f"{folder}: holds no supported scan ({', '.join(SEGMENT_SUFFIXES)})")
+    return files, problems
+
+
+def _file_scan(path: Path) -> tuple[list[Path], list[str]]:
+    """``([path], [])`` for a scan file, else ``([], [its problem])``."""
+    if path.is_file() and path.suffix.lower() in SEGMENT_SUFFIXES:
+        return [path], []
+    if path.is_file():
+        kind = f"{path.suffix[1:].upper()} file" if path.suffix else "file without a suffix"
+        return [], [f"{path}: unsupported {kind}; segment reads {', '.join(SEGMENT_SUFFIXES)} (convert it to PNG)"]
+    if path.is_symlink():
+        return [], [f"{path}: broken symbolic link or symlink loop"]
+    return [], [f"{path}: no such file or folder"]
+
+
+def read_scan(path: str | Path) -> np.ndarray:
+    """A scan as float32 gray in [0, 1] at its own size (DICOM by its ``.dcm`` suffix).
+
+    A file that cannot be read is a one-line :class:`DataError`. pydicom's
+    warnings about a damaged DICOM are not shown: it reads, or is refused.
+    """
+    from rdanet_gan.data.decode import read_image
+    from rdanet_gan.data.dicom import read_dicom
+
+    path = Path(path)
+    if path.suffix.lower() != ".dcm":
+        return read_image(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"pydicom(\.|$)")
+            return read_dicom(path)[0]
+    except DataError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a damaged header read lazily (pixel spacing, bits) raises many types
+        raise DataError(path, f"not a readable DICOM file ({type(error).__name__})") from None
+
+
+def refuse_degenerate(path: str | Path, image: np.ndarray) -> None:
+    """Refuse a scan whose pixels are all equal (a blank frame, a 1x1 image) with a DataError.
+
+    It shows no tissue, so no finding either way: a mask of it, even an empty
+    one, would read as a result ("no lesion"), where the file needs checking.
+    """
+    if image.size == 0 or image.min() == image.max():
+        raise DataError(path, "degenerate image (all pixels equal)")

@@ -1,0 +1,63 @@
+"""Segmenting scan files: each scan read, its mask (and overlay) written, or the reason it was skipped.
+
+One scan's failure, whatever it is, never ends the run: it is reported as a
+one-line problem and the next scan is segmented (``rdanet-gan segment`` lists
+them as skipped and exits 3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rdanet_gan.errors import RdanetError
+from rdanet_gan.fileio import real_path
+from rdanet_gan.inference.outputs import output_paths, write_mask
+from rdanet_gan.inference.predict import segment_image
+from rdanet_gan.inference.scans import read_scan, refuse_degenerate
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+    from rdanet_gan.inference.settings import InferenceSettings
+
+
+def segment_files(
+    model: keras.Model,
+    files: Sequence[Path],
+    out: str | Path,
+    settings: InferenceSettings | None = None,
+    overlay: bool = False,
+    overwrite: bool = False,
+    protected: set[Path] = frozenset(),
+) -> Iterator[tuple[Path, np.ndarray | str]]:
+    """Segment each scan file into folder ``out``; yield it with its mask, or with the problem that skipped it.
+
+    Writes ``NAME_mask.png`` (and ``NAME_overlay.png`` with ``overlay``) under
+    the rules of :func:`~rdanet_gan.inference.outputs.output_paths`:
+    ``protected`` files (:func:`~rdanet_gan.inference.outputs.protected_files`)
+    and the outputs of earlier scans are never replaced. A scan whose pixels
+    are all equal is skipped as degenerate.
+    """
+    written: dict[Path, Path] = {}
+    for path in files:
+        try:
+            outputs = output_paths(path, out, overlay, overwrite, protected, written)
+            image = read_scan(path)
+            refuse_degenerate(path, image)
+            mask = segment_image(model, image, settings)
+            write_mask(mask, outputs[0], overwrite=True)
+            if overlay:
+                from rdanet_gan.inference.overlay import plot_overlay  # matplotlib: only when asked for
+
+                plot_overlay(image, None, mask, outputs[1], title=path.name)
+        except RdanetError as error:
+            yield path, str(error)
+            continue
+        except Exception as error:  # noqa: BLE001 - one scan's failure, whatever it is, must not end the batch
+            yield path, f"{path}: {type(error).__name__}: {error}".splitlines()[0]
+            continue
+        written.update((real_path(output), path) for output in outputs)
+        yield path, mask
