@@ -106,6 +106,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:  # noqa
     split.add_argument("--data", required=True, help="dataset folder")
     split.add_argument("--out", required=True, help="split JSON file to write")
     split.add_argument("--seed", type=int, default=0, help="seed of the split (default: 0)")
+    split.add_argument(
+        "--from",
+        dest="base",
+        metavar="SPLIT",
+        help="keep this split file's lists and only add lesion-free scans to them (--train-normal, --validation-normal)",
+    )
     split.add_argument("--test", type=int, default=57, help="test images (default: 57, the paper's)")
     split.add_argument("--validation", type=int, default=50, help="validation images (default: 50, the paper's)")
     split.add_argument(
@@ -292,7 +298,7 @@ def _inspect(args) -> int:
 
 
 def _split(args) -> int:
-    from rdanet_gan.data import add_lesion_free, find_records, make_split, save_split
+    from rdanet_gan.data import add_lesion_free, find_records, load_split, make_split, save_split
     from rdanet_gan.data.records import NORMAL_LABEL
     from rdanet_gan.errors import DataError
 
@@ -304,8 +310,11 @@ def _split(args) -> int:
     if any(wanted.values()) and not lesion_free:
         raise DataError(args.data, f"holds no lesion-free scans (a {NORMAL_LABEL}/ folder in the BUSI layout)")
     records = [record for record in records if record.label != NORMAL_LABEL]
-    split = make_split(records, args.data, n_test=args.test, n_validation=args.validation, seed=args.seed)
-    for side, count in wanted.items():
+    if args.base:
+        split = load_split(args.base)
+    else:
+        split = make_split(records, args.data, n_test=args.test, n_validation=args.validation, seed=args.seed)
+    for side, count in reversed(wanted.items()):  # validation first: adding training scans leaves its picks alone
         if count:
             split = add_lesion_free(split, lesion_free, count, side=side, seed=args.seed)
     save_split(split, args.out, overwrite=args.overwrite)

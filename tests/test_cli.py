@@ -323,6 +323,18 @@ def test_split_can_train_on_lesion_free_scans_and_evaluate_counts_the_others(tra
     assert json.loads((tmp_path / "eval2" / "normal_scans.json").read_text())["scans"] == 1  # neither trained nor validated on
 
 
+def test_split_from_an_existing_split_only_adds_lesion_free_scans(busi_like_folder, tmp_path, capsys):
+    base, grown, alone = (tmp_path / name for name in ("base.json", "grown.json", "alone.json"))
+    data = ["--data", str(busi_like_folder)]
+    assert run(["split", *data, "--test", "2", "--validation", "2", "--seed", "3", "--out", str(base)], capsys)[0] == 0
+    both = ["--validation-normal", "1", "--train-normal", "1"]
+    assert run(["split", *data, "--from", str(base), *both, "--out", str(grown)], capsys)[0] == 0
+    assert run(["split", *data, "--from", str(base), "--validation-normal", "1", "--out", str(alone)], capsys)[0] == 0
+    base, grown, alone = (json.loads(path.read_text()) for path in (base, grown, alone))
+    assert grown["test"] == base["test"] and all(set(base[side]) < set(grown[side]) for side in ("train", "validation"))
+    assert grown["validation"] == alone["validation"]  # adding training scans leaves the validation picks alone
+
+
 def test_train_and_calibrate_choose_a_presence_level_on_lesion_free_validation_scans(busi_like_folder, tmp_path, capsys):
     split, run_dir = tmp_path / "split.json", tmp_path / "run"
     held_out = ["--test", "2", "--validation", "2", "--validation-normal", "2"]
