@@ -200,7 +200,8 @@ def ship_run(
                               image_size=model.input_shape[1]).validation  # fmt: skip
     settings_file = write_inference(model_file, choose_inference(model, validation))
     shipped = [model_file, settings_file]
-    for source, target in {"log.csv": "log.csv", "config.json": "config.json", "summary.json": "training_summary.json"}.items():
+    records = {"log.csv": "log.csv", "config.json": "config.json", "summary.json": "training_summary.json", "split.json": "split.json"}
+    for source, target in records.items():  # the split too: it names the lesion-free scans trained and validated on
         if source.endswith(".json"):
             write_json(weights / name / target, portable(json.loads((run_dir / source).read_text()), data))
         else:
