@@ -90,7 +90,8 @@ def progress_markdown(out: Path, command: list[str]) -> str:
         "Resume (from the repository root, `DATA` the BUSI folder, `RUNS` a folder outside the repository):",
         "",
         "```bash",
-        'python benchmarks/campaign.py start --data "$DATA" --out "$RUNS/table1-full"',
+        'python benchmarks/campaign.py start --data "$DATA" --out "$RUNS/table1-full" --models '
+        + command[command.index("--models") + 1],
         f"# which runs, under nice -n 19: {' '.join(command)}",
         "```",
         "",
