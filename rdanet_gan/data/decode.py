@@ -237,7 +237,11 @@ def _decode(path: str | os.PathLike) -> np.ndarray:
 
 
 def _header_size(data: np.ndarray) -> tuple[int, int] | None:
-    """(height, width) from a PNG, JPEG, BMP or TIFF header; None for other or damaged headers."""
+    """(height, width) from a PNG, JPEG, BMP or TIFF header; None for other or damaged headers.
+
+    Hand-written because OpenCV, which decodes, has no header-only call, and the size must be the one
+    OpenCV's decoders will see: Pillow's parsers differ on damaged files (junk before a JPEG frame).
+    """
     signature = data[:8].tobytes()
     try:
         if signature == b"\x89PNG\r\n\x1a\n":

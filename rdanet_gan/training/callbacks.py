@@ -51,7 +51,8 @@ class MetricsLogger(keras.callbacks.Callback):
     instead of duplicating it. Columns are in name order (Keras sorts its logs
     by metric, which would put every figure of a
     :class:`~rdanet_gan.evaluation.keras_metrics.ConfusionMetrics` before
-    ``loss``), then the learning rate that ``ReduceLROnPlateau`` adds.
+    ``loss``), then the learning rate that ``ReduceLROnPlateau`` adds. Not Keras's ``CSVLogger``: it
+    appends, so a resumed epoch would add a second row, and it writes no JSON.
     """
 
     def __init__(self, csv_path: str | Path, json_path: str | Path):
@@ -87,7 +88,9 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
     ``extract`` picks what to save from the trained model (the generator of a
     GAN); the best value so far is kept beside the file so a resumed run does
-    not overwrite a better model with a worse one.
+    not overwrite a better model with a worse one. Not Keras's ``ModelCheckpoint``: it saves the model
+    being fitted (the whole GAN, not its generator), and its ``initial_value_threshold`` needs the best
+    value of the previous session, which is this file's record.
     """
 
     def __init__(
@@ -119,7 +122,8 @@ class StopOnNonFinite(keras.callbacks.Callback):
     """Abort at the first NaN or infinite loss term, before anything is saved.
 
     Raising (rather than setting ``stop_training``) keeps ``BackupAndRestore``
-    and the checkpoints at the last good epoch.
+    and the checkpoints at the last good epoch. Not Keras's ``TerminateOnNaN``: it watches ``loss``
+    only (not the GAN's critic, generator and penalty terms) and stops by ``stop_training``.
     """
 
     def __init__(self, terms: tuple[str, ...] = ("loss", "d_loss", "g_loss", "gp", "adv_loss", "seg_loss")):

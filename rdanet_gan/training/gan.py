@@ -32,7 +32,11 @@ CRITIC_TERMS = ("d_loss", "wasserstein", "gp")
 
 
 def _scale_for_replicas(loss: tf.Tensor) -> tf.Tensor:
-    """Per-replica mean -> share of the global-batch mean (gradients are summed over replicas)."""
+    """Per-replica mean -> share of the global-batch mean (gradients are summed over replicas).
+
+    Keras does this in its own ``train_step`` with a private helper (``keras.src``); a custom step
+    that computes its losses itself has no public one to call.
+    """
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     return loss / replicas if replicas > 1 else loss
 
