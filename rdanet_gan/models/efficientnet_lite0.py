@@ -25,6 +25,7 @@ from keras import layers
 
 from rdanet_gan.models import pretrained
 from rdanet_gan.models.blocks import BN_MOMENTUM
+from rdanet_gan.models.inverted_residual import as_rgb, inverted_residual_stages
 
 WEIGHTS_FILE = "efficientnet_lite0_imagenet.npz"
 INPUT_MEAN = 127.0 / 255.0
@@ -93,28 +94,9 @@ def efficientnet_lite0_features(
     A gray scan is repeated to three channels and scaled to the weights' input range inside the
     network, so callers feed the same [0, 1] scans as to every other network.
     """
-    x = image
-    if image.shape[-1] == 1:
-        x = layers.Concatenate(name="encoder_rgb")([image, image, image])
-    x = layers.Normalization(mean=INPUT_MEAN, variance=INPUT_STD**2, name="encoder_input_scale")(x)
+    x = layers.Normalization(mean=INPUT_MEAN, variance=INPUT_STD**2, name="encoder_input_scale")(as_rgb(image))
     x = _conv_bn(x, STEM_CHANNELS, 3, 2, "encoder_stem", bn_momentum)
-    features: dict[int, keras.KerasTensor] = {}
-    channels, block = STEM_CHANNELS, 0
-    for expansion, width, repeats, first_stride, kernel in MBCONV_STAGES:
-        for repeat in range(repeats):
-            stride = first_stride if repeat == 0 else 1
-            name = f"encoder_b{block}"
-            y = x
-            if expansion != 1:
-                y = _conv_bn(y, channels * expansion, 1, 1, f"{name}_expand", bn_momentum)
-            y = _conv_bn(y, 0, kernel, stride, f"{name}_depthwise", bn_momentum, depthwise=True)
-            y = _conv_bn(y, width, 1, 1, f"{name}_project", bn_momentum, relu=False)
-            x = layers.Add(name=f"{name}_add")([x, y]) if stride == 1 and channels == width else y
-            channels = width
-            for stride_of_level, feature_block in FEATURE_BLOCKS.items():
-                if feature_block == block:
-                    features[stride_of_level] = x
-            block += 1
+    features = inverted_residual_stages(x, MBCONV_STAGES, STEM_CHANNELS, 0, FEATURE_BLOCKS, _conv_bn, bn_momentum)
     return features, _layer_sources()
 
 

@@ -20,6 +20,7 @@ from keras import layers
 
 from rdanet_gan.models import pretrained
 from rdanet_gan.models.blocks import BN_MOMENTUM
+from rdanet_gan.models.inverted_residual import as_rgb, inverted_residual_stages
 
 WEIGHTS_FILE = "mobilenet_v2_imagenet.npz"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -90,30 +91,12 @@ def mobilenet_v2_features(
     A gray scan is repeated to three channels and normalised with ImageNet's mean and standard
     deviation inside the network, so callers feed the same [0, 1] scans as to every other network.
     """
-    x = image
-    if image.shape[-1] == 1:
-        x = layers.Concatenate(name="encoder_rgb")([image, image, image])
     x = layers.Normalization(
         mean=list(IMAGENET_MEAN), variance=[s * s for s in IMAGENET_STD], name="encoder_imagenet_normalize"
-    )(x)
+    )(as_rgb(image))
     x = _conv_bn(x, 32, 3, 2, "encoder_b0", bn_momentum)
-    features: dict[int, keras.KerasTensor] = {}
-    channels, block = 32, 1
-    for expansion, width, repeats, first_stride in INVERTED_RESIDUALS:
-        for repeat in range(repeats):
-            stride = first_stride if repeat == 0 else 1
-            name = f"encoder_b{block}"
-            y = x
-            if expansion != 1:
-                y = _conv_bn(y, channels * expansion, 1, 1, f"{name}_expand", bn_momentum)
-            y = _conv_bn(y, 0, 3, stride, f"{name}_depthwise", bn_momentum, depthwise=True)
-            y = _conv_bn(y, width, 1, 1, f"{name}_project", bn_momentum, relu=False)
-            x = layers.Add(name=f"{name}_add")([x, y]) if stride == 1 and channels == width else y
-            channels = width
-            for stride_of_level, feature_block in FEATURE_BLOCKS.items():
-                if feature_block == block:
-                    features[stride_of_level] = x
-            block += 1
+    stages = [(*stage, 3) for stage in INVERTED_RESIDUALS]  # every depthwise kernel is 3×3
+    features = inverted_residual_stages(x, stages, 32, 1, FEATURE_BLOCKS, _conv_bn, bn_momentum)
     return features, _layer_sources()
 
 
