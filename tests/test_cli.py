@@ -247,10 +247,11 @@ def test_reproduce_refuses_a_bad_model_selection(models, tmp_path, capsys):
 
 
 def config_from(argv: list[str]):
-    from rdanet_gan.cli import _config, build_parser
+    from rdanet_gan.cli import build_parser
+    from rdanet_gan.cli.training_commands import training_config
 
     args = build_parser().parse_args(argv)
-    return _config(args, args.model if args.command == "train" else "rdau-net")
+    return training_config(args, args.model if args.command == "train" else "rdau-net")
 
 
 def test_recipes_fill_in_options_the_command_line_leaves_out():

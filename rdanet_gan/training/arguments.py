@@ -90,5 +90,5 @@ def config_from_args(args: argparse.Namespace, **settings) -> TrainConfig:
 
 
 def option_ranges() -> dict[str, str]:
-    """Field name → the range its flag is checked against before any work (``rdanet_gan.cli.NUMBER_RANGES``)."""
+    """Field name → the range its flag is checked against before any work (``rdanet_gan.cli.checks.NUMBER_RANGES``)."""
     return {f.name: f.metadata["check"] for f in dataclasses.fields(TrainConfig) if f.metadata["check"]}

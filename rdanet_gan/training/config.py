@@ -48,7 +48,7 @@ def option(
 
     ``help`` is the flag's help text (``%(default)s`` shows the default);
     ``choices`` the values it takes (None among them is spelled ``none``);
-    ``check`` the range the command line checks (a key of ``rdanet_gan.cli.NUMBER_RANGES``:
+    ``check`` the range the command line checks (a key of ``rdanet_gan.cli.checks.NUMBER_RANGES``:
     ``positive``, ``not negative``, ``fraction``); ``commands`` the commands that take the flag.
     """
     metadata = {"help": help, "choices": choices, "check": check, "metavar": metavar, "commands": commands, "required": required}

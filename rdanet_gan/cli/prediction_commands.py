@@ -1,0 +1,187 @@
+"""The commands that run a trained segmenter: ``evaluate``, ``calibrate``, ``segment`` and ``export``.
+
+``segment`` only predicts: it imports nothing of :mod:`rdanet_gan.training` or :mod:`rdanet_gan.evaluation`
+(the imports of each command are inside it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rdanet_gan.cli.checks import check_inference_options, check_numbers, check_output_folder, refuse_existing
+from rdanet_gan.cli.parser import EXIT_PARTIAL
+
+
+def inference_settings(args, model_path: Path):
+    """The model's recorded inference settings (``MODEL.inference.json``), overridden by explicit options
+    (checked before the model was loaded: :func:`rdanet_gan.cli.checks.check_inference_options`)."""
+    from rdanet_gan.inference.settings import InferenceSettings, model_settings
+
+    options = {field.name: getattr(args, field.name) for field in dataclasses.fields(InferenceSettings)}
+    settings, source = model_settings(model_path, **options)
+    print(f"inference: {settings.describe()} ({source})")
+    return settings
+
+
+def evaluate_command(args) -> int:
+    from rdanet_gan.data import load_normal_scans, load_split, prepare_data
+    from rdanet_gan.errors import DataError, RdanetError
+    from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, normal_scan_alarms
+    from rdanet_gan.evaluation.report import table1_markdown
+    from rdanet_gan.fileio import write_json
+    from rdanet_gan.inference.model_files import load_segmenter
+
+    check_inference_options(args)
+    out = Path(args.out) if args.out else None
+    if out:
+        check_output_folder("--out", out)
+    outputs = ["per_image.csv", "summary.json"] + (["normal_scans.json"] if args.normal else [])
+    refuse_existing([out / name for name in outputs] if out else [], args.overwrite)
+    if not load_split(args.split)[args.subset]:  # before loading the model or decoding a scan
+        raise DataError(args.split, f"lists no {args.subset} scans to evaluate (choose another --subset)")
+    if args.native_resolution and args.data == "phantom":
+        raise RdanetError("--native-resolution needs scans read from files; phantoms exist at one size only")
+    model = load_segmenter(args.model)
+    settings = inference_settings(args, Path(args.model))
+    size = model.input_shape[1]
+    data = prepare_data(args.data, args.split, image_size=size)
+    normal_scans = load_normal_scans(args.data, size, split=data.split) if args.normal else None
+    evaluation = evaluate_model(model, getattr(data, args.subset), settings, native_resolution=args.native_resolution)
+    print(table1_markdown({Path(args.model).stem: evaluation}, include_paper=False, inference=settings.describe()))
+    normal = lesion_free_false_positives(evaluation)
+    if normal["lesion_free_scans"]:
+        print(f"lesion predicted on {normal['with_predicted_lesion']} of {normal['lesion_free_scans']} lesion-free scans")
+    alarms = None
+    if normal_scans is not None:
+        alarms = normal_scan_alarms(model, normal_scans, settings)
+        print(
+            f"lesion-free scans: a lesion is predicted on {alarms['flagged']} of {alarms['scans']}, "
+            f"{alarms['flagged_postprocessed']} after post-processing, {alarms['flagged_with_settings']} with the settings above"
+        )
+    if out:
+        evaluation.write_csv(out / "per_image.csv", overwrite=args.overwrite)
+        evaluation.write_json(out / "summary.json", overwrite=args.overwrite)
+        if alarms is not None:
+            write_json(out / "normal_scans.json", alarms)
+        print(f"{out}: {', '.join(outputs)}")
+    return 0
+
+
+def calibrate_command(args) -> int:
+    from rdanet_gan.data import prepare_data
+    from rdanet_gan.errors import DataError, RdanetError
+    from rdanet_gan.evaluation.calibration import choose_inference, validation_problem, write_inference
+    from rdanet_gan.evaluation.figures import plot_presence_tradeoff
+    from rdanet_gan.fileio import real_path
+    from rdanet_gan.inference.model_files import WEIGHTS_DIR, load_segmenter
+    from rdanet_gan.inference.settings import inference_file
+
+    model_path = Path(args.model)
+    check_numbers(vars(args))
+    if real_path(model_path).is_relative_to(real_path(WEIGHTS_DIR)):
+        raise RdanetError(f"{model_path}: a shipped model, checked against rdanet_gan/weights/manifest.json; calibrate a copy of it")
+    outputs = [inference_file(model_path), model_path.with_suffix(".presence.png")]
+    refuse_existing(outputs, args.overwrite)
+    model = load_segmenter(model_path)
+    data = prepare_data(args.data, args.split, image_size=model.input_shape[1])
+    problem = validation_problem(data.validation, args.max_false_alarms)
+    if problem:
+        raise DataError(args.split, problem)
+    calibration = choose_inference(model, data.validation, args.batch_size, args.max_false_alarms)
+    written = write_inference(model_path, calibration, overwrite=args.overwrite)
+    if calibration.lesion_free_scans:
+        plot_presence_tradeoff(calibration.presence, calibration.settings.presence, outputs[1])
+    dice = calibration.validation_dice()
+    print(
+        f"{written}: {calibration.settings.describe()} (validation Dice {dice[calibration.chosen]:.3f}, plain "
+        f"{dice['plain']:.3f}; presence level: {calibration.presence_rule()}, on {calibration.validation_scans} "
+        f"validation scans, {calibration.lesion_free_scans} lesion-free)"
+    )
+    return 0
+
+
+def segment_command(args) -> int:
+    from rdanet_gan import register_segmenter_objects_only
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.inference import find_scans, open_segmenter, protected_files, segment_files
+
+    if args.model and args.backend:
+        raise RdanetError("--backend chooses how the shipped model runs; --model FILE runs as its suffix says (.keras or .tflite)")
+    out = Path(args.out)
+    check_output_folder("--out", out)
+    check_inference_options(args)
+    files, problems = find_scans(args.inputs, out)
+    if not files:  # nothing to segment: said before the model is loaded
+        return _end_segment(problems, done=0)
+    register_segmenter_objects_only()  # this process only predicts: nothing of training is imported
+    model, model_path = open_segmenter(args.model or None, args.backend)
+    settings = inference_settings(args, model_path)
+    protected = protected_files(files, args.inputs, out)
+    done = 0
+    results = segment_files(model, files, out, settings, overlay=args.overlay, overwrite=args.overwrite, protected=protected)
+    for path, result in results:
+        if isinstance(result, str):  # the problem that skipped it
+            problems.append(result)
+        else:
+            done += 1
+            print(f"{path}: lesion in {100 * float(result.mean()):.1f}% of the scan")
+    return _end_segment(problems, done)
+
+
+def _end_segment(problems: Sequence[str], done: int) -> int:
+    """List the skipped inputs; the exit code: 0, or 3 when some were skipped; an error when none was segmented.
+
+    When the one input tried failed, its problem is the error: one line.
+    """
+    from rdanet_gan.errors import RdanetError
+
+    if not done and len(problems) == 1:
+        raise RdanetError(problems[0])
+    for problem in problems:
+        print(f"rdanet-gan segment: skipped {problem}", file=sys.stderr)
+    if not done:
+        raise RdanetError("no input could be segmented")
+    return EXIT_PARTIAL if problems else 0
+
+
+def export_command(args) -> int:
+    import shutil
+
+    from rdanet_gan.data import prepare_data
+    from rdanet_gan.errors import ModelFileError, RdanetError
+    from rdanet_gan.fileio import real_path
+    from rdanet_gan.inference.litert import export_agreement, export_litert
+    from rdanet_gan.inference.model_files import EXPORT_SUFFIX, load_segmenter
+    from rdanet_gan.inference.settings import inference_file
+
+    model_path = Path(args.model)
+    out = Path(args.out) if args.out else model_path.with_suffix(EXPORT_SUFFIX)
+    if out.suffix.lower() != EXPORT_SUFFIX:
+        raise RdanetError(f"--out {out}: a LiteRT file ends in {EXPORT_SUFFIX}")
+    if args.quantization == "int8" and not (args.data and args.split):
+        raise RdanetError("--quantization int8: needs --data and --split, whose training scans calibrate it")
+    if (args.data or args.split) and args.quantization != "int8":
+        raise RdanetError("--data and --split calibrate --quantization int8 only")
+    settings = inference_file(model_path)  # copied beside the export, unless the export shares it (same folder and name)
+    settings = settings if settings.is_file() and real_path(settings) != real_path(inference_file(out)) else None
+    refuse_existing([out] + ([inference_file(out)] if settings else []), args.overwrite)
+    model = load_segmenter(model_path)
+    if not hasattr(model, "layers"):
+        raise RdanetError(f"{model_path}: already a LiteRT export; export the .keras model it came from")
+    scans = prepare_data(args.data, args.split, image_size=model.input_shape[1]).train.images if args.data else None
+    try:
+        export_litert(model, out, args.quantization, calibration=scans, overwrite=args.overwrite)
+    except ModelFileError as error:  # it names the network; the user knows the file
+        raise ModelFileError(model_path, error.problem) from None
+    if settings:
+        shutil.copyfile(settings, inference_file(out))
+    difference = export_agreement(model, load_segmenter(out), scans)
+    copied = f"; its inference settings copied to {inference_file(out)}" if settings else ""
+    print(
+        f"{out}: LiteRT, {args.quantization}, {out.stat().st_size / 1e6:.1f} MB; "
+        f"largest probability difference from Keras {difference:.2g}{copied}"
+    )
+    return 0
