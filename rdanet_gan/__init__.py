@@ -1,4 +1,4 @@
-"""RDA-Net-GAN: breast-ultrasound lesion segmentation with an adversarially trained RDAU-Net.
+"""RDA-NET-GAN: breast-ultrasound lesion segmentation with an adversarially trained RDAU-Net.
 
 The public API, what a user needs::
 

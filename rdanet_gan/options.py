@@ -16,7 +16,7 @@ JIT_MODES = ("auto", "on", "off")
 NORMS = ("batch", "group", "instance", "none")
 """Normalisations a segmentation network accepts."""
 GAN_SCHEDULES = ("epoch", "interleaved")
-"""How RDA-Net-GAN alternates its players: Algorithm 1's epochs, or ``n_critic`` critic steps per generator step."""
+"""How RDA-NET-GAN alternates its players: Algorithm 1's epochs, or ``n_critic`` critic steps per generator step."""
 ENCODERS = ("mobilenet_v2", "efficientnet_lite0")
 """Pretrained encoders that can replace RDAU-Net's ``enc2`` … ``enc6``."""
 ENCODER_WEIGHTS = ("imagenet", None)

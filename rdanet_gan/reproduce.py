@@ -2,7 +2,7 @@
 
 ``reproduce`` is resumable: rerun it with the same output folder and every
 finished model is kept, an interrupted one continues from its last epoch.
-RDA-Net-GAN's generator starts from the trained RDAU-Net, as in the paper.
+RDA-NET-GAN's generator starts from the trained RDAU-Net, as in the paper.
 Each model is evaluated at its best validation Dice (``best.keras``): model
 selection uses the validation split only; the test split is read once per model.
 """

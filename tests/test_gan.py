@@ -1,4 +1,4 @@
-"""RDA-Net-GAN training (Algorithm 1): phases, schedule, penalty, resume, saving."""
+"""RDA-NET-GAN training (Algorithm 1): phases, schedule, penalty, resume, saving."""
 
 from __future__ import annotations
 

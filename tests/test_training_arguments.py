@@ -58,10 +58,10 @@ def test_help_keeps_its_texts_and_shows_the_fields_defaults(capsys):
         "--bn-momentum BN_MOMENTUM BatchNorm momentum (default: 0.9; Keras's 0.99",
         "--encoder-lr-scale ENCODER_LR_SCALE with --encoder: its learning rate as a fraction of the decoder's (default: 1.0)",
         "--freeze-encoder-epochs N with --encoder: keep it frozen for the first N epochs (default: 0)",
-        "--gp-weight GP_WEIGHT RDA-Net-GAN: gradient-penalty weight lambda (default: 10)",
+        "--gp-weight GP_WEIGHT RDA-NET-GAN: gradient-penalty weight lambda (default: 10)",
         "--recipe {paper,default} named set of the options below (default: default;",
         "--encoder-weights {imagenet,none} with --encoder: its initial weights (default: imagenet;",
-        "--clip-value C RDA-Net-GAN: clip the critic's weights to [-C, C]",
+        "--clip-value C RDA-NET-GAN: clip the critic's weights to [-C, C]",
     ):
         assert line in text, line
     filled = [text.index(f"{flag(name)} ") for name in RECIPE_FILLED]

@@ -39,7 +39,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """
     parser = OneLineErrorParser(
         prog="rdanet-gan",
-        description="Breast-ultrasound lesion segmentation with RDA-Net-GAN (RDAU-Net + Wasserstein critic) and its baselines.",
+        description="Breast-ultrasound lesion segmentation with RDA-NET-GAN (RDAU-Net + Wasserstein critic) and its baselines.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_inspect(commands)

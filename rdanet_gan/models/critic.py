@@ -1,4 +1,4 @@
-"""The Wasserstein critic of RDA-Net-GAN: scores how real an (image, mask) pair looks.
+"""The Wasserstein critic of RDA-NET-GAN: scores how real an (image, mask) pair looks.
 
 Five stages ``stage1`` … ``stage5`` of two 3×3 convolutions with LeakyReLU,
 the second of stride 2 (128×128 → 4×4), then global average pooling and a

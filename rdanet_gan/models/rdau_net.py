@@ -1,4 +1,4 @@
-"""RDAU-Net: the generator of RDA-Net-GAN (residual encoder, dilated bottleneck, attention decoder).
+"""RDAU-Net: the generator of RDA-NET-GAN (residual encoder, dilated bottleneck, attention decoder).
 
 Level ``k`` of the network works at ``1 / 2**(k - 1)`` of the input size:
 ``enc1`` to ``enc6`` go down from 128×128 to 4×4 (by strided convolutions, no

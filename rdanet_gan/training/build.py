@@ -101,7 +101,7 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
 
 
 def build_gan(config: TrainConfig, jit_compile: bool, steps_per_epoch: int = 1) -> tuple[RDANetGAN, keras.Model]:
-    """RDA-Net-GAN compiled with its two optimizers, and its generator (from ``init_generator`` if given)."""
+    """RDA-NET-GAN compiled with its two optimizers, and its generator (from ``init_generator`` if given)."""
     generator = build_segmenter(config)
     if config.init_generator:
         initial = load_segmenter(config.init_generator)

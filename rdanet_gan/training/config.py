@@ -31,7 +31,7 @@ from rdanet_gan.options import (
 
 TRAINING_COMMANDS = ("train", "reproduce")
 """The commands that train, and so take ``TrainConfig``'s flags."""
-GAN = "RDA-Net-GAN"
+GAN = "RDA-NET-GAN"
 
 
 def option(

@@ -1,4 +1,4 @@
-"""RDA-Net-GAN: an RDAU-Net generator trained against a Wasserstein critic (Algorithm 1).
+"""RDA-NET-GAN: an RDAU-Net generator trained against a Wasserstein critic (Algorithm 1).
 
 Algorithm 1 of the paper alternates, in every epoch, sigma = |X| / n critic
 steps with the generator frozen, then sigma generator steps with the critic
