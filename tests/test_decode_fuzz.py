@@ -52,32 +52,15 @@ def encode(suffix: str, seed: int) -> bytes:
 
 
 def dicom_bytes(seed: int) -> bytes:
-    """A valid little single-frame DICOM (8- or 16-bit gray), as ``tests/test_dicom.py`` writes them."""
-    pydicom = pytest.importorskip("pydicom")
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    """A valid little single-frame DICOM (8- or 16-bit gray), written as ``tests/test_dicom.py`` writes them."""
+    pytest.importorskip("pydicom")
+    from dicom_files import write_dicom
 
     rng = np.random.default_rng(seed)
     rows, columns = (int(n) for n in rng.integers(1, 17, 2))
     bits = int(rng.choice([8, 16]))
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"  # ultrasound image storage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = pydicom.Dataset()
-    dataset.file_meta = meta
-    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel, dataset.PhotometricInterpretation = (
-        rows,
-        columns,
-        1,
-        "MONOCHROME2",
-    )
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = bits, bits, bits - 1, 0
-    dataset.PixelSpacing = [0.1, 0.1]
-    dataset.PixelData = rng.integers(0, 2**bits, (rows, columns)).astype(np.uint8 if bits == 8 else np.uint16).tobytes()
     buffer = io.BytesIO()
-    dataset.save_as(buffer, enforce_file_format=True)
+    write_dicom(buffer, rng.integers(0, 2**bits, (rows, columns)), spacing=(0.1, 0.1), bits=bits)
     return buffer.getvalue()
 
 
