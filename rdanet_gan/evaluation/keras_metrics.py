@@ -1,18 +1,9 @@
-"""Streaming Keras metrics for training logs: pooled pixel counts over an epoch.
+"""Streaming Keras metrics for training logs: pixel counts pooled over an epoch.
 
-:class:`ConfusionMetrics` thresholds the probability map (lesion where
-``p >= threshold``), adds the batch's TP/FP/FN/TN to four float32 counters and
-reports every ratio of :class:`rdanet_gan.evaluation.metrics.Confusion` from
-them, with the same formulas and the same empty-mask policy: ``result()`` is a
-dict, and Keras logs each entry under its own name (``dice``, ``val_dice``, ...),
-so the seven logged figures share one set of counters. The counts are pooled
-over every pixel seen since the last reset, so an epoch's ``dice`` is the Dice
-of all its pixels together, not the mean of per-image Dice scores (use
-:mod:`rdanet_gan.evaluation.scoring` for those, and for the final numbers).
-
-The counters are summed across replicas under ``tf.distribute`` strategies,
-the update is XLA-compilable, and ``y_pred`` may be float16 or bfloat16 (mixed
-precision): it is compared to the threshold and the counts stay float32.
+An epoch's ``dice`` is the Dice of all its pixels together, not the mean of
+per-image scores (:mod:`rdanet_gan.evaluation.scoring` gives those, and the final
+numbers). Counters are float32 and summed across ``tf.distribute`` replicas;
+updates are XLA-compilable and accept float16/bfloat16 predictions.
 """
 
 from __future__ import annotations
@@ -22,7 +13,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
-from rdanet_gan.evaluation.metrics import METRIC_NAMES
+from rdanet_gan.evaluation.metrics import METRIC_NAMES, Confusion
 
 LOGGED_FIGURES = ("accuracy", "dice", "precision", "sensitivity", "specificity", "iou", "mean_iou")
 """The figures :func:`segmentation_metrics` logs (``f1`` is ``dice`` under another name)."""
@@ -30,58 +21,39 @@ LOGGED_FIGURES = ("accuracy", "dice", "precision", "sensitivity", "specificity",
 COUNTS = ("tp", "fp", "fn", "tn")
 
 
-def _ratio(numerator, denominator, agree):
-    """``numerator / denominator``; where the denominator is 0, 1.0 if ``agree`` else 0.0."""
-    return ops.where(ops.greater(denominator, 0), ops.divide_no_nan(numerator, denominator), ops.cast(agree, "float32"))
+class _TensorConfusion(Confusion):
+    """:class:`Confusion`'s formulas and empty-mask policy on backend tensors (graph and XLA safe)."""
+
+    def _ratio(self, numerator, denominator):
+        agree = ops.cast(ops.logical_and(ops.equal(self.fp, 0), ops.equal(self.fn, 0)), "float32")
+        return ops.where(ops.greater(denominator, 0), ops.divide_no_nan(numerator, denominator), agree)
+
+    def f1(self):
+        return self.dice()  # equal on binary masks, without Confusion.f1's Python branch
 
 
-def _overlaps(figures: Sequence[str], tp, fp, fn, tn) -> dict:
-    """The metrics named in ``figures`` from the counts, with the formulas of ``Confusion``."""
-    agree = ops.logical_and(ops.equal(fp, 0), ops.equal(fn, 0))
-    lesion_iou = _ratio(tp, tp + fp + fn, agree)
-    formulas = {
-        "accuracy": lambda: _ratio(tp + tn, tp + fp + fn + tn, agree),
-        "dice": lambda: _ratio(2 * tp, 2 * tp + fp + fn, agree),
-        "f1": lambda: _ratio(2 * tp, 2 * tp + fp + fn, agree),
-        "precision": lambda: _ratio(tp, tp + fp, agree),
-        "sensitivity": lambda: _ratio(tp, tp + fn, agree),
-        "specificity": lambda: _ratio(tn, tn + fp, agree),
-        "iou": lambda: lesion_iou,
-        "mean_iou": lambda: (lesion_iou + _ratio(tn, tn + fp + fn, agree)) / 2,
-    }
-    return {figure: formulas[figure]() for figure in figures}
+def _sum_variable(metric: keras.metrics.Metric, name: str):
+    """A float32 scalar counter of ``metric``, summed across replicas."""
+    return metric.add_variable(shape=(), initializer="zeros", dtype="float32", aggregation="sum", name=name)
 
 
-def _binary_truth(y_true, shape):
-    """``y_true`` reshaped to ``shape`` as float32 0/1: lesion where ``y_true >= 0.5``.
-
-    Thresholding keeps masks resized with interpolation usable.
-    """
-    return ops.cast(ops.reshape(ops.cast(y_true, "float32"), shape) >= 0.5, "float32")
-
-
-def _pixel_weight(sample_weight, shape):
-    """float32 weights of ``shape``: ones, or ``sample_weight`` (``(batch,)`` weighs whole images) broadcast."""
+def _truth_and_weight(y_true, sample_weight, shape):
+    """float32 0/1 ``y_true >= 0.5`` (interpolated masks stay usable) and ``sample_weight`` broadcast, of ``shape``."""
+    truth = ops.cast(ops.reshape(ops.cast(y_true, "float32"), shape) >= 0.5, "float32")
     if sample_weight is None:
-        return ops.ones(shape, "float32")
+        return truth, ops.ones(shape, "float32")
     weight = ops.cast(sample_weight, "float32")
-    while len(weight.shape) < len(shape):
+    while len(weight.shape) < len(shape):  # (batch,) weighs whole images
         weight = ops.expand_dims(weight, -1)
-    return ops.broadcast_to(weight, shape)
+    return truth, ops.broadcast_to(weight, shape)
 
 
 @keras.saving.register_keras_serializable(package="rdanet_gan")
 class ConfusionMetrics(keras.metrics.Metric):
-    """Overlap figures (``"dice"``, ``"iou"``, ...) of thresholded predictions from one set of pooled counts.
+    """Overlap figures of predictions thresholded at ``p >= threshold``, from one set of pooled TP/FP/FN/TN.
 
-    ``result()`` is a dict, figure name to value; Keras logs each figure under
-    its own name, not under this metric's ``name``.
-
-    Args:
-        figures: names from ``METRIC_NAMES``: accuracy, dice, precision,
-            sensitivity, specificity, iou (lesion), mean_iou (two-class), f1.
-        threshold: probability at or above which a pixel counts as lesion.
-        name: the metric's own name (Keras needs one; it is not logged).
+    ``result()`` maps each of ``figures`` (names from ``METRIC_NAMES``) to its
+    value, and Keras logs each under its own name; ``name`` is not logged.
     """
 
     def __init__(
@@ -97,28 +69,20 @@ class ConfusionMetrics(keras.metrics.Metric):
         super().__init__(name=name, dtype=dtype)
         self.figures = tuple(figures)
         self.threshold = float(threshold)
-        self.counts = {
-            key: self.add_variable(shape=(), initializer="zeros", dtype="float32", aggregation="sum", name=key)
-            for key in COUNTS
-        }
+        self.counts = {key: _sum_variable(self, key) for key in COUNTS}
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add the batch's TP/FP/FN/TN (weighted by ``sample_weight``, if given)."""
-        shape = ops.shape(y_pred)
-        truth, weight = _binary_truth(y_true, shape), _pixel_weight(sample_weight, shape)
+        truth, weight = _truth_and_weight(y_true, sample_weight, ops.shape(y_pred))
         pred = ops.cast(y_pred >= self.threshold, "float32")
-        batch_counts = {
-            "tp": pred * truth,
-            "fp": pred * (1 - truth),
-            "fn": (1 - pred) * truth,
-            "tn": (1 - pred) * (1 - truth),
-        }
-        for key, indicator in batch_counts.items():
+        indicators = (pred * truth, pred * (1 - truth), (1 - pred) * truth, (1 - pred) * (1 - truth))
+        for key, indicator in zip(COUNTS, indicators, strict=True):
             self.counts[key].assign_add(ops.sum(indicator * weight))
 
     def result(self) -> dict:
         """Each figure of the counts accumulated since the last reset, by name."""
-        return _overlaps(self.figures, *(self.counts[key].value for key in COUNTS))
+        counts = _TensorConfusion(*(self.counts[key].value for key in COUNTS))
+        return {figure: getattr(counts, figure)() for figure in self.figures}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "figures": list(self.figures), "threshold": self.threshold}
@@ -126,44 +90,34 @@ class ConfusionMetrics(keras.metrics.Metric):
 
 @keras.saving.register_keras_serializable(package="rdanet_gan")
 class OverlapMetric(ConfusionMetrics):
-    """One overlap figure as a scalar metric named after it (the log column; ``name`` overrides it).
-
-    What :func:`segmentation_metrics` built, seven times, before
-    :class:`ConfusionMetrics`; models compiled with it still load.
-    """
+    """One figure as a scalar metric named after it: the class before :class:`ConfusionMetrics`, so old models load."""
 
     def __init__(self, metric: str = "dice", threshold: float = 0.5, name: str | None = None, dtype=None):
         super().__init__((metric,), threshold, name=name or metric, dtype=dtype)
-        self.metric = metric
 
     def result(self):
-        """The figure of the counts accumulated since the last reset."""
-        return super().result()[self.metric]
+        return super().result()[self.figures[0]]
 
     def get_config(self) -> dict:
         config = super().get_config()
-        del config["figures"]
-        return {**config, "metric": self.metric}
+        config["metric"] = config.pop("figures")[0]
+        return config
 
 
 @keras.saving.register_keras_serializable(package="rdanet_gan")
 class SoftDice(keras.metrics.Metric):
-    """Soft Dice 2·Σpt / (Σp + Σt) of probabilities p and masks t, pooled over batches.
+    """Soft Dice 2·Σpt / (Σp + Σt) of probabilities p and masks t, pooled: unthresholded, it tracks the Dice loss.
 
-    Unthresholded, so it tracks the Dice loss; 1.0 when Σp + Σt = 0.
+    1.0 when Σp + Σt = 0.
     """
 
     def __init__(self, name: str = "soft_dice", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.intersection = self.add_variable(
-            shape=(), initializer="zeros", dtype="float32", aggregation="sum", name="intersection"
-        )
-        self.total = self.add_variable(shape=(), initializer="zeros", dtype="float32", aggregation="sum", name="total")
+        self.intersection, self.total = _sum_variable(self, "intersection"), _sum_variable(self, "total")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add the batch's Σpt and Σp + Σt (weighted by ``sample_weight``, if given)."""
-        shape = ops.shape(y_pred)
-        truth, weight = _binary_truth(y_true, shape), _pixel_weight(sample_weight, shape)
+        truth, weight = _truth_and_weight(y_true, sample_weight, ops.shape(y_pred))
         probability = ops.cast(y_pred, "float32")
         self.intersection.assign_add(ops.sum(probability * truth * weight))
         self.total.assign_add(ops.sum((probability + truth) * weight))
@@ -171,16 +125,12 @@ class SoftDice(keras.metrics.Metric):
     def result(self):
         """2·Σpt / (Σp + Σt) since the last reset."""
         total = self.total.value
-        return _ratio(2 * self.intersection.value, total, ops.equal(total, 0))
+        empty = ops.cast(ops.equal(total, 0), "float32")
+        return ops.where(ops.greater(total, 0), ops.divide_no_nan(2 * self.intersection.value, total), empty)
 
 
 def segmentation_metrics(threshold: float = 0.5) -> list[keras.metrics.Metric]:
-    """The metrics that training logs: a :class:`ConfusionMetrics` thresholded at ``threshold``, and :class:`SoftDice`.
-
-    The log columns they give (``val_`` prefixed on validation data) are
-    accuracy, dice, precision, sensitivity, specificity, iou, mean_iou and
-    soft_dice.
-    """
+    """What training logs (``val_`` prefixed on validation data): :data:`LOGGED_FIGURES` and ``soft_dice``."""
     return [ConfusionMetrics(LOGGED_FIGURES, threshold), SoftDice()]
 
 

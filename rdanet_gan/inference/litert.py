@@ -1,13 +1,10 @@
-"""Exported segmenters: write a LiteRT (TFLite) file from a Keras segmenter, and run one.
+"""LiteRT (TFLite) exports of a Keras segmenter: written here, and run without TensorFlow.
 
-LiteRT runs the network through XNNPACK, faster on a CPU than TensorFlow's own
-graph (``benchmarks/throughput.py --prediction``), and its runtime
-(``ai-edge-litert``) imports in a fraction of a second without TensorFlow.
-An export holds the network up to its logits (signature ``serve``, output
-``logits``); the sigmoid runs here in float32, so that an int8 network's
-quantised output does not round probabilities to steps of 1/256 (presence
-levels such as 0.999 need the tail). A ``.tflite`` file is a flat buffer of
-operators and weights: loading it runs no Python code.
+LiteRT runs the network through XNNPACK, faster on a CPU than TensorFlow (``benchmarks/throughput.py
+--prediction``), and ``ai-edge-litert`` imports in a fraction of a second. An export holds the network up to
+its logits (signature ``serve``, output ``logits``); the sigmoid runs here in float32, so that an int8
+network does not round probabilities to steps of 1/256 (presence levels such as 0.999 need the tail).
+A ``.tflite`` file is a flat buffer of operators and weights: loading it runs no Python code.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,26 +25,18 @@ from rdanet_gan.native_logs import stderr_silenced
 QUANTIZATIONS = ("float32", "float16", "int8")
 """``float32``: the Keras network as it is; ``float16``: its weights stored in half precision (half the file,
 computed in float32); ``int8``: weights and activations in 8 bits, their ranges calibrated on scans."""
-SIGNATURE = "serve"
-OUTPUT = "logits"
-CALIBRATION_SCANS = 100
-"""How many scans int8 calibration reads (the ranges of the activations settle well before)."""
+SIGNATURE, OUTPUT = "serve", "logits"
+CALIBRATION_SCANS = 100  # scans int8 calibration reads (the ranges of the activations settle well before)
 
 
 def export_litert(
-    model: Any,
-    path: str | os.PathLike,
-    quantization: str = "float32",
-    calibration: np.ndarray | None = None,
+    model: Any, path: str | os.PathLike, quantization: str = "float32", calibration: np.ndarray | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write ``model`` (a segmenter ending in the sigmoid layer ``mask``) as a LiteRT file.
 
-    ``calibration`` (scans, ``(N, H, W, 1)`` in [0, 1], training scans rather
-    than the scans a figure is reported on) sets the int8 ranges; it is
-    required for ``quantization="int8"``. Goes through ``model.export`` and
-    ``TFLiteConverter.from_saved_model``: converting a Keras 3 model from
-    concrete functions gave NaN outputs without any error.
+    ``calibration`` (training scans, ``(N, H, W, 1)`` in [0, 1]) sets the int8 ranges, and ``int8`` needs it.
+    Goes through a SavedModel: converting a Keras 3 model from concrete functions gave NaN outputs, silently.
     """
     import keras
     import tensorflow as tf
@@ -57,18 +45,14 @@ def export_litert(
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, not {quantization!r}")
     if quantization == "int8" and (calibration is None or len(calibration) == 0):
         raise ValueError("int8 quantization needs calibration scans")
-    names = {layer.name: layer for layer in model.layers}
-    mask = names.get("mask")
+    mask = next((layer for layer in model.layers if layer.name == "mask"), None)
     if mask is None or getattr(mask, "activation", None) is not keras.activations.sigmoid:
         raise ModelFileError(model.name, "cannot export: no sigmoid output layer named 'mask'")
     logits = keras.Model(model.input, mask.input, name=f"{model.name}_logits")
     archive = keras.export.ExportArchive()
     archive.track(logits)
-    archive.add_endpoint(
-        name=SIGNATURE,
-        fn=lambda images: {OUTPUT: logits(images, training=False)},
-        input_signature=[keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="float32")],
-    )
+    spec = keras.InputSpec(shape=(None, *model.input_shape[1:]), dtype="float32")
+    archive.add_endpoint(SIGNATURE, lambda images: {OUTPUT: logits(images, training=False)}, [spec])
     with tempfile.TemporaryDirectory(prefix="rdanet-export-") as saved:
         archive.write_out(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=[SIGNATURE])
@@ -76,8 +60,9 @@ def export_litert(
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantization == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        if quantization == "int8":
-            converter.representative_dataset = lambda: _one_by_one(calibration[:CALIBRATION_SCANS])
+        if quantization == "int8":  # one scan at a time
+            scans = calibration[:CALIBRATION_SCANS]
+            converter.representative_dataset = lambda: ([np.asarray(scan, np.float32)[None]] for scan in scans)
         try:
             with stderr_silenced():
                 flat = converter.convert()
@@ -90,33 +75,23 @@ def export_litert(
     return Path(path)
 
 
-def _one_by_one(scans: np.ndarray) -> Iterator[list[np.ndarray]]:
-    for scan in scans:
-        yield [np.asarray(scan, np.float32)[None]]
-
-
 class LiteRTSegmenter:
-    """A LiteRT export used like the Keras segmenter it came from: ``predict``, calls and shapes.
-
-    ``threads`` defaults to the cores this process may use. The interpreter is
-    ``ai_edge_litert``'s when installed, else the one inside TensorFlow.
-    """
+    """A LiteRT export used like the Keras segmenter it came from (``predict``, calls, shapes), on ``threads``
+    cores (default: all this process may use), by ``ai_edge_litert`` when installed, else by TensorFlow."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelFileError(self.path, "no such model file")
         try:
-            interpreter = _interpreter_class()(
-                model_path=str(self.path), num_threads=threads or len(os.sched_getaffinity(0))
-            )
+            threads = threads or len(os.sched_getaffinity(0))
+            interpreter = _interpreter_class()(model_path=str(self.path), num_threads=threads)
             signatures = interpreter.get_signature_list()
         except (ValueError, RuntimeError) as error:
             raise ModelFileError(self.path, f"not a readable LiteRT model ({str(error).splitlines()[0]})") from None
         if OUTPUT not in signatures.get(SIGNATURE, {}).get("outputs", []):
-            raise ModelFileError(
-                self.path, f"not an rdanet_gan export: no '{SIGNATURE}' signature with a '{OUTPUT}' output"
-            )
+            why = f"not an rdanet_gan export: no '{SIGNATURE}' signature with a '{OUTPUT}' output"
+            raise ModelFileError(self.path, why)
         self._runner = interpreter.get_signature_runner(SIGNATURE)
         (self._input,) = signatures[SIGNATURE]["inputs"]
         shape = tuple(int(side) for side in self._runner.get_input_details()[self._input]["shape_signature"][1:])
@@ -127,8 +102,7 @@ class LiteRTSegmenter:
 
     def __call__(self, images: np.ndarray, training: bool = False) -> np.ndarray:
         """Lesion probabilities of a batch of scans, ``(N, H, W, 1)`` in [0, 1]."""
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        logits = self._runner(**{self._input: images})[OUTPUT]
+        logits = self._runner(**{self._input: np.ascontiguousarray(images, dtype=np.float32)})[OUTPUT]
         return (1.0 / (1.0 + np.exp(-logits.astype(np.float32)))).astype(np.float32)
 
     def predict(self, images: np.ndarray, batch_size: int = 32, verbose: int = 0) -> np.ndarray:

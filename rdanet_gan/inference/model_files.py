@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,23 +30,16 @@ _UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 
 
 def sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of a file."""
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
-    """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes), or a LiteRT export.
-
-    A ``.tflite`` file (written by ``rdanet-gan export``) loads as a
-    :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`, used like the Keras model.
-    Every failure is one line naming the file: missing, not an intact
-    ``.keras`` archive (truncated or corrupted), refused by safe mode, or not
-    a segmenter (one-channel image in, one-channel mask of the same size out).
-    """
+    """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes), or a ``.tflite`` export
+    as a :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`. Every failure is one line naming the file:
+    missing, not an intact ``.keras`` archive, refused by safe mode, or not a segmenter (one-channel image
+    in, one-channel mask of the same size out)."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(path, "no such model file")
@@ -60,22 +52,23 @@ def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - Keras raises many types; the user needs one line
         raise ModelFileError(path, _load_problem(error)) from None
-    _check_segmenter(path, model)
+    inputs, outputs = model.input_shape, model.output_shape
+    image = isinstance(inputs, tuple) and len(inputs) == 4 and all(isinstance(side, int) for side in inputs[1:])
+    if not (image and inputs[3] == 1 and outputs == inputs):
+        why = f"not a segmenter: maps {inputs} to {outputs}, expected (None, H, W, 1) to the same shape"
+        raise ModelFileError(path, why)
     return model
 
 
 def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None:
     """Check a shipped model file against the SHA-256 recorded in ``manifest`` (default: :data:`MANIFEST`)."""
-    path = Path(path)
-    manifest = Path(manifest or MANIFEST)
+    path, manifest = Path(path), Path(manifest or MANIFEST)
     try:
         entries = json.loads(manifest.read_text())["files"]
     except (OSError, ValueError, KeyError) as error:
         raise ModelFileError(manifest, f"cannot read the weights manifest ({error})") from None
-    try:  # the manifest names files by their path inside the weights folder
-        key = path.resolve().relative_to(manifest.resolve().parent).as_posix()
-    except ValueError:
-        key = path.name
+    folder, resolved = manifest.resolve().parent, path.resolve()  # the manifest names files by their path in it
+    key = resolved.relative_to(folder).as_posix() if resolved.is_relative_to(folder) else path.name
     expected = entries.get(key, {}).get("sha256")
     if expected is None:
         raise ModelFileError(path, "not listed in the weights manifest")
@@ -86,10 +79,8 @@ def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None
 
 
 def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model | LiteRTSegmenter:
-    """Load a model shipped in ``rdanet_gan/weights/`` after checking its hash, and that of its inference settings.
-
-    ``name`` is a ``.keras`` file or a LiteRT export (:func:`shipped_export`).
-    """
+    """Load a model (``.keras`` or LiteRT export) shipped in ``rdanet_gan/weights/`` after checking its hash,
+    and that of its inference settings."""
     path = WEIGHTS_DIR / name
     if not path.is_file():
         raise ModelFileError(path, "no shipped model of that name; train one or pass --model FILE")
@@ -99,47 +90,32 @@ def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model | LiteRTSegmenter:
     return load_segmenter(path)
 
 
-def shipped_export(name: str = DEFAULT_MODEL) -> str | None:
-    """The name of the LiteRT export shipped beside shipped model ``name``, or None when there is none."""
-    export = Path(name).with_suffix(EXPORT_SUFFIX).name
-    return export if (WEIGHTS_DIR / export).is_file() else None
-
-
 def open_segmenter(path: str | Path | None = None, backend: str | None = None) -> tuple[keras.Model | LiteRTSegmenter, Path]:
     """The segmenter a prediction runs, and its file: ``path`` (:func:`load_segmenter`), or the shipped default
     model (:func:`load_shipped`) run by its LiteRT export, or by Keras when ``backend`` is ``"keras"``."""
     if path is not None:
         return load_segmenter(path), Path(path)
-    shipped = DEFAULT_MODEL if backend == "keras" else shipped_export(DEFAULT_MODEL) or DEFAULT_MODEL
+    export = Path(DEFAULT_MODEL).with_suffix(EXPORT_SUFFIX).name
+    shipped = export if backend != "keras" and (WEIGHTS_DIR / export).is_file() else DEFAULT_MODEL
     return load_shipped(shipped), WEIGHTS_DIR / shipped
 
 
 def _check_archive(path: Path) -> None:
     """Refuse, before Keras reads it, a file that is not an intact ``.keras`` archive or holds a Lambda layer."""
+    seen = []  # the class_name of every object in the config, nested layers and models included
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
-            config = json.loads(archive.read("config.json")) if damaged is None else None
+            if damaged is None:
+                json.loads(archive.read("config.json"), object_hook=lambda obj: seen.append(obj.get("class_name")) or obj)
     except KeyError:
         raise ModelFileError(path, "not a .keras model archive (no config.json inside)") from None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         raise ModelFileError(path, "not a readable .keras model archive (truncated or corrupted?)") from None
     if damaged is not None:
         raise ModelFileError(path, f"corrupted .keras model archive ({damaged} fails its checksum)")
-    if "Lambda" in set(_class_names(config)):
+    if "Lambda" in seen:
         raise ModelFileError(path, "refused: holds a Lambda layer (arbitrary Python code), which safe mode never loads")
-
-
-def _class_names(config: object) -> Iterator[str]:
-    """Every ``class_name`` in a Keras config, nested layers and models included."""
-    if isinstance(config, dict):
-        if isinstance(config.get("class_name"), str):
-            yield config["class_name"]
-        for value in config.values():
-            yield from _class_names(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _class_names(value)
 
 
 def _load_problem(error: Exception) -> str:
@@ -150,19 +126,3 @@ def _load_problem(error: Exception) -> str:
         return f"refused: unknown class {unknown[1]!r} (not a Keras or rdanet_gan class; custom code is not loaded)"
     detail = text.rpartition("Exception encountered:")[2].strip()
     return f"cannot be loaded: {detail.splitlines()[0] if detail else type(error).__name__}"
-
-
-def _check_segmenter(path: Path, model: keras.Model) -> None:
-    """Refuse a model that does not map a one-channel image to a one-channel mask of the same size."""
-    inputs, outputs = model.input_shape, model.output_shape
-    shapes_ok = (
-        isinstance(inputs, tuple)
-        and len(inputs) == 4
-        and all(isinstance(side, int) for side in inputs[1:])
-        and inputs[3] == 1
-        and outputs == inputs
-    )
-    if not shapes_ok:
-        raise ModelFileError(
-            path, f"not a segmenter: maps {inputs} to {outputs}, expected (None, H, W, 1) to the same shape"
-        )

@@ -1,10 +1,4 @@
-"""Masks out: where a scan's mask and overlay go, the rules that protect files, and writing a mask.
-
-Outputs are written atomically. None replaces an input, a file of an input
-folder that is also the output folder, or the output of another scan of the
-same run; an existing one is replaced only when ``overwrite`` is asked for.
-Every output of a scan is checked before any is written.
-"""
+"""Masks out: where a scan's mask and overlay go, the rules that protect files, and writing a mask atomically."""
 
 from __future__ import annotations
 
@@ -27,18 +21,12 @@ def protected_files(files: Sequence[Path], inputs: Sequence[str | Path], out: st
 
 
 def output_paths(
-    path: Path,
-    out: str | Path,
-    overlay: bool = False,
-    overwrite: bool = False,
-    protected: set[Path] = frozenset(),
-    written: Mapping[Path, Path] | None = None,
+    path: Path, out: str | Path, overlay: bool = False, overwrite: bool = False,
+    protected: set[Path] = frozenset(), written: Mapping[Path, Path] | None = None,
 ) -> list[Path]:
-    """The mask (and overlay) files for scan ``path`` in folder ``out``, all checked before any is written.
-
-    None may be ``protected``, or an output already ``written`` this run (by
-    real path, naming its scan); an existing one is refused unless ``overwrite``.
-    """
+    """The mask (and overlay) files for scan ``path`` in folder ``out``, all checked before any is written:
+    none may be ``protected``, or an output already ``written`` this run (by real path, naming its scan);
+    an existing one is refused unless ``overwrite``."""
     out, written = Path(out), written or {}
     outputs = [out / f"{path.stem}_mask.png"] + ([out / f"{path.stem}_overlay.png"] if overlay else [])
     for output in outputs:

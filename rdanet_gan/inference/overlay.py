@@ -1,10 +1,6 @@
-"""Overlays: a scan in gray with lesion outlines drawn on it, written to a PNG file.
-
-Figures are built as ``matplotlib.figure.Figure`` objects, not through
-``pyplot``: they need no display and no global backend switch (a notebook's
-backend is left alone), and nothing stays open after saving. Every file is
-written atomically. Imported only when an overlay is asked for (matplotlib).
-"""
+"""Overlays: a scan in gray with lesion outlines drawn on it, written to a PNG file (matplotlib: imported
+only when an overlay is asked for). Figures are ``matplotlib.figure.Figure`` objects, not ``pyplot``'s:
+no display, no global backend switch (a notebook's is left alone), nothing left open after saving."""
 
 from __future__ import annotations
 
@@ -22,17 +18,9 @@ PREDICTION_COLOUR = "magenta"
 
 
 def plot_overlay(
-    image: np.ndarray,
-    truth: np.ndarray | None,
-    pred: np.ndarray,
-    out_png: str | os.PathLike,
-    title: str | None = None,
+    image: np.ndarray, truth: np.ndarray | None, pred: np.ndarray, out_png: str | os.PathLike, title: str | None = None
 ) -> None:
-    """A scan in gray with the ground-truth and predicted lesion contours drawn on it.
-
-    ``truth`` may be None (a scan segmented without a ground truth): only the
-    prediction is drawn then.
-    """
+    """A scan in gray with the ground-truth (unless None) and predicted lesion contours drawn on it."""
     outlines = [("ground truth", truth, TRUTH_COLOUR), ("prediction", pred, PREDICTION_COLOUR)]
     outlines = [outline for outline in outlines if outline[1] is not None]
     figure = Figure(figsize=(5, 5), layout="constrained")
@@ -52,9 +40,7 @@ def plot_overlay(
 def gray(image: np.ndarray) -> np.ndarray:
     """A 2-D gray view of an (H, W), (H, W, 1) or (H, W, 3) scan."""
     image = np.asarray(image, dtype=float)
-    if image.ndim == 3:
-        image = image.mean(axis=-1)
-    return image
+    return image.mean(axis=-1) if image.ndim == 3 else image
 
 
 def save_figure(figure: Figure, out_png: str | os.PathLike) -> None:

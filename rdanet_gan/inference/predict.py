@@ -1,10 +1,6 @@
-"""Lesion probabilities and masks from a segmenter (Keras model or LiteRT export).
-
-Batches at the network's input size (:func:`predict_probabilities`, with flip
-test-time augmentation :func:`predict_with_flips`), and one scan of any size:
-area-resized to the network's input as in training, its probability map
-resized back bilinearly to the scan's own size (:func:`resize_to`).
-"""
+"""Lesion probabilities and masks from a segmenter (Keras model or LiteRT export): batches at the network's
+input size, and one scan of any size, area-resized to the network's input as in training and its probability
+map resized back bilinearly."""
 
 from __future__ import annotations
 
@@ -36,10 +32,7 @@ def predict_with_flips(model: keras.Model, images: np.ndarray, batch_size: int =
 
 
 def resize_to(probability: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-    """Bilinear resize of a ``(h, w)`` (or ``(h, w, 1)``) probability map to ``(H, W) = shape[:2]``.
-
-    Any image shape works as ``shape``: ``(H, W)`` or ``(H, W, C)``.
-    """
+    """Bilinear resize of a ``(h, w)`` (or ``(h, w, 1)``) probability map to ``(H, W) = shape[:2]``."""
     probability = np.asarray(probability)
     if probability.ndim == 3 and probability.shape[-1] == 1:
         probability = probability[..., 0]
@@ -50,11 +43,8 @@ def resize_to(probability: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 def network_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:
-    """The lesion probability map of one 2-D scan at the network's input size.
-
-    The scan is area-resized to the network's input, as in training.
-    ``flip_tta`` averages with the prediction for the mirrored scan.
-    """
+    """The lesion probability map of one 2-D scan at the network's input size (``flip_tta``: averaged with
+    the mirrored scan's)."""
     height, width = model.input_shape[1:3]
     small = cv2.resize(image.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)[None, ..., None]
     if flip_tta:
@@ -63,15 +53,15 @@ def network_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = 
 
 
 def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = False) -> np.ndarray:
-    """The lesion probability map of one 2-D scan, at the scan's own size (resized back bilinearly)."""
+    """The lesion probability map of one 2-D scan, at the scan's own size."""
     return resize_to(network_probability(model, image, flip_tta), image.shape)
 
 
 def segment_image(model: keras.Model, image: np.ndarray, settings: InferenceSettings | None = None) -> np.ndarray:
     """The binary lesion mask of one 2-D scan, at the scan's own size, under ``settings`` (default: threshold 0.5).
 
-    The presence level is decided on the peak probability at the network's
-    size, where the level was chosen (resizing can lower it).
+    The presence level is decided on the peak probability at the network's size, where it was chosen
+    (resizing can lower it).
     """
     settings = settings or InferenceSettings()
     probability = network_probability(model, image, settings.flip_tta)

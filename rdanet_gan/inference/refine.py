@@ -1,13 +1,8 @@
-"""From a probability map to a lesion mask: the threshold and the clean-up.
+"""From a probability map to a lesion mask: the threshold and the clean-up (off unless asked for).
 
-BUSI lesions are single, compact regions, so keeping the largest connected
-component and filling its holes removes speckle-induced islands without
-touching the lesion itself; a region too small to be a lesion is dropped,
-which turns a speck on a lesion-free scan into no lesion. The presence level
-(:class:`~rdanet_gan.inference.settings.InferenceSettings`) goes one step
-further: a network that hesitates everywhere on a scan has most likely found
-nothing there. Each refinement is off unless asked for, and every level is
-chosen on the validation split only (:mod:`rdanet_gan.evaluation.calibration`).
+BUSI lesions are single, compact regions, so keeping the largest connected component and filling its holes
+removes speckle-induced islands without touching the lesion; a region too small to be a lesion is dropped,
+which turns a speck on a lesion-free scan into no lesion.
 """
 
 from __future__ import annotations
@@ -30,8 +25,7 @@ def keep_largest_component(mask: np.ndarray) -> np.ndarray:
     labels, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
     if count <= 1:
         return mask.astype(bool)
-    sizes = np.bincount(labels.ravel())[1:]
-    return labels == (1 + int(np.argmax(sizes)))
+    return labels == (1 + int(np.argmax(np.bincount(labels.ravel())[1:])))
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:

@@ -1,10 +1,8 @@
-"""Scans in: which files are scans, and reading one at its own size.
+"""Scans in: which files are scans (by suffix), and reading one at its own size.
 
-A scan is read by its suffix (:data:`SEGMENT_SUFFIXES`). Other image formats
-(:data:`REFUSED_IMAGE_SUFFIXES`; GIF: often an animated cine loop, of which
-one frame would be read) are refused, whether named or found in a folder, so
-that no scan is left out unnoticed. This module imports no image library until
-a scan is read: the command line's help text is built from it.
+Other image formats are refused, named or found in a folder, so that no scan is left out unnoticed (GIF:
+often an animated cine loop, of which one frame would be read). No image library is imported until a scan
+is read: the command line's help text is built from this module.
 """
 
 from __future__ import annotations
@@ -26,14 +24,9 @@ READ_OR_REFUSED = SEGMENT_SUFFIXES + REFUSED_IMAGE_SUFFIXES
 
 
 def find_scans(inputs: Sequence[str | Path], out: str | Path) -> tuple[list[Path], list[str]]:
-    """Expand files and folders into scan files; problems are returned, not raised.
-
-    A file named with a suffix other than :data:`SEGMENT_SUFFIXES` is a
-    problem, and so is a refused image format found in a folder, whose other
-    files are ignored. A folder's hidden files, ``*_mask*`` and ``*_overlay``
-    files (masks, and segment's outputs) and the files of a separate output
-    folder ``out`` inside it are not inputs; a folder without any scan is a problem.
-    """
+    """Expand files and folders into scan files; problems (a file that is not a scan, a refused image format
+    in a folder, a folder without scans) are returned, not raised. A folder's hidden files, ``*_mask*`` and
+    ``*_overlay`` files, and the files of a separate output folder ``out`` inside it are not inputs."""
     files, problems = [], []
     out = real_path(out)
     for item in map(Path, inputs):
@@ -41,11 +34,6 @@ def find_scans(inputs: Sequence[str | Path], out: str | Path) -> tuple[list[Path
         files += found
         problems += trouble
     return files, problems
-
-
-def is_output_name(path: Path) -> bool:
-    """Whether ``path`` is named like a mask or an output of ``segment``."""
-    return "_mask" in path.stem or path.stem.endswith("_overlay")
 
 
 def _folder_scans(folder: Path, out: Path) -> tuple[list[Path], list[str]]:
@@ -56,8 +44,8 @@ def _folder_scans(folder: Path, out: Path) -> tuple[list[Path], list[str]]:
     separate_out = out != real_path(folder)
     files, problems = [], []
     for path in found:
-        in_out = separate_out and real_path(path.parent).is_relative_to(out)
-        if path.name.startswith(".") or is_output_name(path) or in_out:
+        output_name = "_mask" in path.stem or path.stem.endswith("_overlay")  # a mask, or segment's output
+        if path.name.startswith(".") or output_name or (separate_out and real_path(path.parent).is_relative_to(out)):
             continue
         if path.is_file() or path.is_symlink():  # not a folder (or a pipe) named like a scan
             found_here, trouble = _file_scan(path)
@@ -81,11 +69,8 @@ def _file_scan(path: Path) -> tuple[list[Path], list[str]]:
 
 
 def read_scan(path: str | Path) -> np.ndarray:
-    """A scan as float32 gray in [0, 1] at its own size (DICOM by its ``.dcm`` suffix).
-
-    A file that cannot be read is a one-line :class:`DataError`. pydicom's
-    warnings about a damaged DICOM are not shown: it reads, or is refused.
-    """
+    """A scan as float32 gray in [0, 1] at its own size (DICOM by its ``.dcm`` suffix); a file that cannot be
+    read is a one-line :class:`DataError` (pydicom's warnings about a damaged DICOM are not shown)."""
     from rdanet_gan.data.decode import read_image
     from rdanet_gan.data.dicom import read_dicom
 
@@ -103,10 +88,7 @@ def read_scan(path: str | Path) -> np.ndarray:
 
 
 def refuse_degenerate(path: str | Path, image: np.ndarray) -> None:
-    """Refuse a scan whose pixels are all equal (a blank frame, a 1x1 image) with a DataError.
-
-    It shows no tissue, so no finding either way: a mask of it, even an empty
-    one, would read as a result ("no lesion"), where the file needs checking.
-    """
+    """Refuse with a DataError a scan whose pixels are all equal (a blank frame, a 1x1 image): it shows no
+    tissue, and a mask of it, even an empty one, would read as a result ("no lesion")."""
     if image.size == 0 or image.min() == image.max():
         raise DataError(path, "degenerate image (all pixels equal)")

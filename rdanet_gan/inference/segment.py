@@ -1,9 +1,5 @@
-"""Segmenting scan files: each scan read, its mask (and overlay) written, or the reason it was skipped.
-
-One scan's failure, whatever it is, never ends the run: it is reported as a
-one-line problem and the next scan is segmented (``rdanet-gan segment`` lists
-them as skipped and exits 3).
-"""
+"""Segmenting scan files: each scan's mask (and overlay) written, or the one-line reason it was skipped;
+one scan's failure, whatever it is, never ends the run (``rdanet-gan segment`` exits 3)."""
 
 from __future__ import annotations
 
@@ -25,22 +21,12 @@ if TYPE_CHECKING:
 
 
 def segment_files(
-    model: keras.Model,
-    files: Sequence[Path],
-    out: str | Path,
-    settings: InferenceSettings | None = None,
-    overlay: bool = False,
-    overwrite: bool = False,
-    protected: set[Path] = frozenset(),
+    model: keras.Model, files: Sequence[Path], out: str | Path, settings: InferenceSettings | None = None,
+    overlay: bool = False, overwrite: bool = False, protected: set[Path] = frozenset(),
 ) -> Iterator[tuple[Path, np.ndarray | str]]:
-    """Segment each scan file into folder ``out``; yield it with its mask, or with the problem that skipped it.
-
-    Writes ``NAME_mask.png`` (and ``NAME_overlay.png`` with ``overlay``) under
-    the rules of :func:`~rdanet_gan.inference.outputs.output_paths`:
-    ``protected`` files (:func:`~rdanet_gan.inference.outputs.protected_files`)
-    and the outputs of earlier scans are never replaced. A scan whose pixels
-    are all equal is skipped as degenerate.
-    """
+    """Segment each scan file into ``NAME_mask.png`` (and ``NAME_overlay.png``) in folder ``out``; yield it
+    with its mask, or with the problem that skipped it (a degenerate scan, an output that
+    :func:`~rdanet_gan.inference.outputs.output_paths` refuses: ``protected``, or an earlier scan's)."""
     written: dict[Path, Path] = {}
     for path in files:
         try:
@@ -55,9 +41,8 @@ def segment_files(
                 plot_overlay(image, None, mask, outputs[1], title=path.name)
         except RdanetError as error:
             yield path, str(error)
-            continue
         except Exception as error:  # noqa: BLE001 - one scan's failure, whatever it is, must not end the batch
             yield path, f"{path}: {type(error).__name__}: {error}".splitlines()[0]
-            continue
-        written.update((real_path(output), path) for output in outputs)
-        yield path, mask
+        else:
+            written.update((real_path(output), path) for output in outputs)
+            yield path, mask

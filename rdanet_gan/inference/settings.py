@@ -1,9 +1,5 @@
-"""Inference settings: how a probability map becomes a mask, and the file that keeps them beside their model.
-
-A model's settings are chosen on the validation split
-(:mod:`rdanet_gan.evaluation.calibration`) and recorded as ``NAME.inference.json``
-beside ``NAME.keras``; ``segment`` and ``evaluate`` apply them unless told otherwise.
-"""
+"""Inference settings: how a probability map becomes a mask, and ``NAME.inference.json``, which keeps them
+beside ``NAME.keras`` (chosen on the validation split by :mod:`rdanet_gan.evaluation.calibration`)."""
 
 from __future__ import annotations
 
@@ -21,11 +17,9 @@ from rdanet_gan.inference.refine import binarize, clean_mask
 
 @dataclass(frozen=True)
 class InferenceSettings:
-    """How a probability map becomes a mask: threshold, flip TTA, post-processing, presence level.
-
-    ``presence`` above ``threshold`` empties the mask of a scan whose peak
-    probability stays below it; 0 (the default) never does.
-    """
+    """How a probability map becomes a mask: threshold, flip TTA, post-processing, presence level (above
+    ``threshold``, it empties the mask of a scan whose peak probability stays below it, as a network that
+    hesitates everywhere on a scan has most likely found nothing there; 0: never)."""
 
     threshold: float = 0.5
     flip_tta: bool = False
@@ -33,11 +27,8 @@ class InferenceSettings:
     presence: float = 0.0
 
     def mask(self, probability: np.ndarray, peak: float | None = None) -> np.ndarray:
-        """The binary lesion mask of one 2-D probability map (already flip-averaged when ``flip_tta``).
-
-        ``peak`` is the map's highest probability at the network's size, for a
-        map resized from there: the presence level is decided on it.
-        """
+        """The lesion mask of one 2-D probability map (flip-averaged already when ``flip_tta``); ``peak``: the
+        map's highest probability at the network's size, for a map resized from there (presence is decided on it)."""
         mask = binarize(probability, self.threshold)
         if self.postprocess:
             mask = clean_mask(mask)
@@ -73,12 +64,8 @@ def read_inference(model_path: str | os.PathLike) -> InferenceSettings | None:
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        settings = InferenceSettings(
-            threshold=float(record["threshold"]),
-            flip_tta=bool(record["flip_tta"]),
-            postprocess=bool(record["postprocess"]),
-            presence=float(record.get("presence", 0.0)),  # files written before the presence level: none
-        )
+        fields = float(record["threshold"]), bool(record["flip_tta"]), bool(record["postprocess"])
+        settings = InferenceSettings(*fields, float(record.get("presence", 0.0)))  # older files: no presence level
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
         raise DataError(path, f"not an inference-settings file ({type(error).__name__}: {error}); delete or rewrite it")
     problem = settings_problem(settings)
