@@ -48,6 +48,7 @@ from rdanet_gan.fileio import atomic_path, portable, write_json, write_text
 from rdanet_gan.inference.litert import export_litert
 from rdanet_gan.inference.model_files import EXPORT_SUFFIX, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
 from rdanet_gan.inference.settings import InferenceSettings, read_inference
+from rdanet_gan.models.packed import pack_model
 from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
 from rdanet_gan.training.config import TrainConfig
 from rdanet_gan.training.run_folder import run_finished
@@ -181,23 +182,34 @@ def ship_run(
     command: str,
     weights: Path = WEIGHTS_DIR,
     overwrite: bool = False,
+    packed: bool = False,
 ) -> dict:
-    """Ship one trained run's best network as ``NAME.keras`` beside the reproduction's models.
+    """Ship one trained run's best network as ``NAME.keras`` (``NAME.npz`` if ``packed``) beside the reproduction's.
 
     Its inference settings (presence level included) are chosen, as ``ablation.py`` chose them, on the
     validation list of ``split_path`` with its lesion-free scans; its records go to ``weights/NAME/``;
-    the manifest gains the files and a check of its own under ``models``.
+    the manifest gains the files and a check of its own under ``models``. A packed model
+    (:mod:`rdanet_gan.models.packed`, 8-bit kernels) also records its plain validation Dice beside
+    the float32 network's, which ``tests/test_shipped_weights.py`` holds within 0.002.
     """
-    model_file = weights / f"{name}.keras"
+    model_file = weights / f"{name}{'.npz' if packed else '.keras'}"
     if model_file.exists() and not overwrite:
         raise OutputExistsError(model_file)
     config = TrainConfig.from_json(run_dir / "config.json")
     if not run_finished(run_dir, config.epochs):
         raise RdanetError(f"{run_dir}: not finished ({config.epochs} epochs asked)")
-    _copy(run_dir / "best.keras", model_file)
+    plain = {}
+    if packed:
+        trained = load_segmenter(run_dir / "best.keras")
+        pack_model(trained, model_file, overwrite=True)
+        plain["float32"] = validation_dice(trained, data, weights / "split.json", InferenceSettings())
+    else:
+        _copy(run_dir / "best.keras", model_file)
     model = load_segmenter(model_file)
     validation = prepare_data(data, {"train": [], "validation": load_split(split_path)["validation"], "test": []},
                               image_size=model.input_shape[1]).validation  # fmt: skip
+    if packed:
+        plain["packed"] = validation_dice(model, data, weights / "split.json", InferenceSettings())
     settings_file = write_inference(model_file, choose_inference(model, validation))
     shipped = [model_file, settings_file]
     records = {"log.csv": "log.csv", "config.json": "config.json", "summary.json": "training_summary.json", "split.json": "split.json"}
@@ -212,6 +224,7 @@ def ship_run(
     manifest.setdefault("models", {})[model_file.name] = {
         "made_by": portable(command, data),
         "check": {"subset": "test", "scans": case_ids, "dice": dice, "threshold": 0.5},
+        **({"validation_dice": {**plain, "settings": InferenceSettings().describe()}} if packed else {}),
     }
     for path in shipped:
         manifest["files"][path.relative_to(weights).as_posix()] = {"sha256": sha256(path), "bytes": path.stat().st_size}
@@ -265,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", help="with --run: the shipped file's name without .keras")
     parser.add_argument("--split", type=Path, help="with --run: the split whose validation list (lesion-free scans included) chooses its settings")
     parser.add_argument("--command", help="with --run: the command that trained it, for the manifest")
+    parser.add_argument("--packed", action="store_true", help="with --run: ship NAME.npz, 8-bit kernels (rdanet_gan.models.packed)")
     parser.add_argument("--export", metavar="NAME", help="instead: ship the LiteRT export of the shipped NAME.keras")
     parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the package's rdanet_gan/weights/)")
@@ -279,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
             manifest = ship_export(args.export, args.data, weights=args.weights, overwrite=args.overwrite)
             check = manifest["models"][model]["check"]
         elif args.run:
-            manifest = ship_run(args.run, args.name, args.data, args.split, args.command, args.weights, args.overwrite)
-            check, model = manifest["models"][f"{args.name}.keras"]["check"], f"{args.name}.keras"
+            manifest = ship_run(args.run, args.name, args.data, args.split, args.command, args.weights, args.overwrite, args.packed)
+            model = f"{args.name}{'.npz' if args.packed else '.keras'}"
+            check = manifest["models"][model]["check"]
         else:
             manifest = ship(args.reproduction, args.data, args.weights, args.overwrite)
             check, model = manifest["check"], PAPER_MODEL

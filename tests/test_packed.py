@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
 from rdanet_gan.errors import ModelFileError, OutputExistsError
-from rdanet_gan.models import build_rdau_net
+from rdanet_gan.inference.model_files import load_segmenter
+from rdanet_gan.models import build_critic, build_rdau_net
 from rdanet_gan.models.packed import MIN_QUANTISED_SIZE, load_packed, pack_model, quantise
 
 
@@ -77,11 +79,18 @@ def test_damaged_or_foreign_files_fail_in_one_line(network, tmp_path):
 
 
 def test_code_in_the_config_is_refused(tmp_path):
-    import keras
-
     inputs = keras.Input((8, 8, 1))
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     path = tmp_path / "lambda.npz"
     np.savez(path, config=np.array(json.dumps(keras.saving.serialize_keras_object(model))))
     with pytest.raises(ModelFileError, match="cannot be loaded"):
         load_packed(path)
+
+
+def test_segment_and_load_segmenter_take_a_packed_model(network, tmp_path):
+    path = pack_model(network, tmp_path / "model.npz")
+    assert load_segmenter(path).input_shape == (None, 32, 32, 1)
+    critic = tmp_path / "critic.npz"
+    pack_model(build_critic(input_shape=(32, 32, 2), base_width=4), critic)
+    with pytest.raises(ModelFileError, match="not a segmenter"):
+        load_segmenter(critic)

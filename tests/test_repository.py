@@ -1,4 +1,4 @@
-"""The repository itself: no tracked text file names a path of the machine that made it."""
+"""The repository itself: no tracked text file names a path of the machine that made it; the tree stays small."""
 
 from __future__ import annotations
 
@@ -14,13 +14,24 @@ MACHINE_PATH = re.compile(r"(?<![\w.$~])/(?:root|home|Users|work|tmp|private/var
 """An absolute path under a home, work or temporary folder (``~/``, ``$BUSI/`` and URLs do not match)."""
 
 
-def tracked_text_files() -> list[Path]:
+MAX_TREE_BYTES = 64 * 2**20
+"""The tracked tree travels whole to a lent accelerator, which carries 64 MiB at most."""
+
+
+def tracked_files() -> list[Path]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
     names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    return [ROOT / name.decode() for name in filter(None, names)]
+
+
+def test_the_tracked_tree_stays_under_64_mib():
+    assert sum(path.stat().st_size for path in tracked_files() if path.is_file()) < MAX_TREE_BYTES
+
+
+def tracked_text_files() -> list[Path]:
     files = []
-    for name in filter(None, names):
-        path = ROOT / name.decode()
+    for path in tracked_files():
         head = path.read_bytes()[:8192] if path.is_file() else b"\0"
         if b"\0" not in head:  # text, not a model, array archive or picture
             files.append(path)

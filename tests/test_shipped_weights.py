@@ -19,8 +19,8 @@ import pytest
 from rdanet_gan.cli import main
 from rdanet_gan.errors import ModelFileError
 from rdanet_gan.inference import model_files
-from rdanet_gan.inference.model_files import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
-from rdanet_gan.inference.settings import read_inference
+from rdanet_gan.inference.model_files import DEFAULT_MODEL, FULL_SIZE_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference.settings import InferenceSettings, read_inference
 
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
 EXPORT = DEFAULT_MODEL.replace(".keras", ".tflite")
@@ -65,7 +65,7 @@ def test_the_shipped_models_load_with_plain_keras_in_safe_mode_in_a_fresh_proces
     assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1) (None, 128, 128, 1)"
 
 
-@pytest.mark.parametrize("name", [DEFAULT_MODEL, PAPER_MODEL])
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, PAPER_MODEL, FULL_SIZE_MODEL])
 def test_the_shipped_models_score_their_recorded_dice_on_a_fixed_handful_of_busi_test_scans(busi_dir, ship_weights, name):
     check = MANIFEST["check"] if name == PAPER_MODEL else MANIFEST["models"][name]["check"]
     case_ids, dice = ship_weights.handful_dice(WEIGHTS_DIR / name, busi_dir, WEIGHTS_DIR / "split.json")
@@ -112,6 +112,15 @@ def test_the_shipped_litert_export_keeps_the_validation_dice_of_its_keras_model(
     settings = read_inference(WEIGHTS_DIR / DEFAULT_MODEL)
     dice = ship_weights.validation_dice(load_shipped(EXPORT), busi_dir, WEIGHTS_DIR / "split.json", settings)
     assert dice == pytest.approx(record["litert"], abs=1e-3)
+
+
+def test_the_packed_full_size_model_keeps_the_validation_dice_of_its_float32_network(busi_dir, ship_weights):
+    record = MANIFEST["models"][FULL_SIZE_MODEL]["validation_dice"]
+    assert abs(record["packed"] - record["float32"]) < 0.002  # recorded by ship_weights.py --packed
+    model = load_shipped(FULL_SIZE_MODEL)
+    assert model.count_params() > 20_000_000  # the paper's size, not the reduced one
+    dice = ship_weights.validation_dice(model, busi_dir, WEIGHTS_DIR / "split.json", InferenceSettings())
+    assert dice == pytest.approx(record["packed"], abs=1e-3)
 
 
 def test_shipped_inference_settings_are_the_best_on_validation():

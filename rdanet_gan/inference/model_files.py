@@ -25,7 +25,10 @@ on validation of the networks compared (``docs/pretrained.md``; model card ``wei
 EXPORT_SUFFIX = ".tflite"
 """A LiteRT export of a segmenter (``rdanet-gan export``); the shipped default model has one."""
 PAPER_MODEL = "rdanet_gan.keras"
-"""The paper's RDA-NET-GAN generator (reduced size until the full-size campaign ends), by name."""
+"""The paper's RDA-NET-GAN generator at reduced size (base width 8, 20 epochs): the reduced-size Table 1's model."""
+FULL_SIZE_MODEL = "rdanet_gan_full.npz"
+"""The paper's RDA-NET-GAN generator at the paper's size (base width 32, 50 + 50 epochs), packed: 8-bit kernels
+stored, float32 computed (:mod:`rdanet_gan.models.packed`; validation Dice within 0.002 of float32)."""
 _UNKNOWN_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 
 
@@ -36,8 +39,8 @@ def sha256(path: str | Path) -> str:
 
 
 def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
-    """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes), or a ``.tflite`` export
-    as a :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`. Every failure is one line naming the file:
+    """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes), a packed ``.npz`` one,
+    or a ``.tflite`` export as a :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`. Every failure is one line naming the file:
     missing, not an intact ``.keras`` archive, refused by safe mode, or not a segmenter (one-channel image
     in, one-channel mask of the same size out)."""
     path = Path(path)
@@ -45,19 +48,31 @@ def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
         raise ModelFileError(path, "no such model file")
     if path.suffix.lower() == EXPORT_SUFFIX:
         return LiteRTSegmenter(path)
-    _check_archive(path)
-    import keras  # here, not at import: a LiteRT export runs without TensorFlow
-
-    try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as error:  # noqa: BLE001 - Keras raises many types; the user needs one line
-        raise ModelFileError(path, _load_problem(error)) from None
+    model = _load_packed(path) if path.suffix.lower() == ".npz" else _load_keras(path)
     inputs, outputs = model.input_shape, model.output_shape
     image = isinstance(inputs, tuple) and len(inputs) == 4 and all(isinstance(side, int) for side in inputs[1:])
     if not (image and inputs[3] == 1 and outputs == inputs):
         why = f"not a segmenter: maps {inputs} to {outputs}, expected (None, H, W, 1) to the same shape"
         raise ModelFileError(path, why)
     return model
+
+
+def _load_keras(path: Path) -> keras.Model:
+    """A ``.keras`` archive, checked first, loaded in safe mode."""
+    _check_archive(path)
+    import keras  # here, not at import: a LiteRT export runs without TensorFlow
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - Keras raises many types; the user needs one line
+        raise ModelFileError(path, _load_problem(error)) from None
+
+
+def _load_packed(path: Path) -> keras.Model:
+    """A packed model (:mod:`rdanet_gan.models.packed`: 8-bit kernels, float32 once loaded)."""
+    from rdanet_gan.models.packed import load_packed
+
+    return load_packed(path)
 
 
 def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None:
