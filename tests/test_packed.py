@@ -16,6 +16,7 @@ from rdanet_gan.models.packed import MIN_QUANTISED_SIZE, load_packed, pack_model
 
 @pytest.fixture(scope="module")
 def network():
+    keras.utils.set_random_seed(0)
     return build_rdau_net(input_shape=(32, 32, 1), base_width=4)
 
 
@@ -39,8 +40,8 @@ def test_packed_model_predicts_like_the_original(network, tmp_path):
     assert all(np.array_equal(a, b) for a, b, kept in zip(restored, original, small) if kept)
     assert any(not np.array_equal(a, b) for a, b in zip(restored, original))  # the kernels were quantised
     scans = np.random.default_rng(1).random((2, 32, 32, 1), dtype=np.float32)
-    difference = np.abs(loaded.predict(scans, verbose=0) - network.predict(scans, verbose=0)).max()
-    assert 0 < difference < 0.02
+    difference = np.abs(loaded.predict(scans, verbose=0) - network.predict(scans, verbose=0))
+    assert 0 < difference.mean() < 0.005 and difference.max() < 0.05  # an untrained network: seeded, few values
 
 
 def test_packed_file_is_a_quarter_of_float32(network, tmp_path):
