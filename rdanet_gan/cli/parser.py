@@ -128,7 +128,7 @@ def _add_train(commands, command: str | None) -> None:
 
 def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="score a model on a split's test images; print the table")
-    evaluate.add_argument("--model", required=True, help="segmenter: a .keras file or a LiteRT export (.tflite)")
+    evaluate.add_argument("--model", required=True, help="segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite)")
     evaluate.add_argument("--data", required=True, help="dataset folder")
     evaluate.add_argument("--split", required=True, help="split JSON file")
     evaluate.add_argument("--subset", default="test", choices=("train", "validation", "test"), help="which part of the split (default: test)")
@@ -168,7 +168,7 @@ def _add_segment(commands) -> None:
     )
     segment.add_argument(
         "--model",
-        help="segmenter: a .keras file or a LiteRT export (.tflite) (default: the shipped RDA-NET-GAN on MobileNetV2, run as --backend says)",
+        help="segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite) (default: the shipped RDAU-Net on MobileNetV2, run as --backend says)",
     )
     segment.add_argument(
         "--backend",
