@@ -12,7 +12,7 @@ import tensorflow as tf
 from keras import layers
 
 from rdanet_gan.models import PoolingSwitches, build_model, count_flops
-from rdanet_gan.models.blocks import attention_gate, dilated_module, normalize
+from rdanet_gan.models.blocks import DilatedConv2D, attention_gate, dilated_module, normalize
 
 SIZE = 32
 SEGMENTERS = ("rdau-net", "unet", "segnet")
@@ -117,6 +117,26 @@ def test_dilated_module_is_a_cascade_at_the_requested_rates_summed():
         ("d_r1", (1, 1), 6),
         ("d_r3", (3, 3), 6),
     ]
+
+
+@pytest.mark.parametrize(("size", "rate"), [(4, 4), (4, 32), (5, 4), (8, 4), (4, 2)])
+def test_dilated_conv_skipping_padding_taps_matches_conv2d_in_outputs_and_gradients(size, rate):
+    keras.utils.set_random_seed(0)
+    fast = DilatedConv2D(6, 3, dilation_rate=rate, padding="same", activation="relu")
+    plain = layers.Conv2D(6, 3, dilation_rate=rate, padding="same", activation="relu")
+    x = tf.constant(np.random.default_rng(size + rate).normal(size=(2, size, size, 8)).astype("float32"))
+    fast.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(fast.get_weights())
+    results = []
+    for layer in (fast, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y**2)
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_pooling_switches_mark_the_first_maximum_of_each_window_with_and_without_xla():

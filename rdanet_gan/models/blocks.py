@@ -159,6 +159,30 @@ def attention_gate(
     return layers.Multiply(name=f"{name}_gated")([skip, coeff])
 
 
+@keras.saving.register_keras_serializable(package="rdanet_gan")
+class DilatedConv2D(layers.Conv2D):
+    """A same-padded dilated ``Conv2D`` that skips the taps which can only see padding.
+
+    When the dilation reaches past the feature map on both axes (RDAU-Net's
+    bottleneck is 4×4; rates 4 to 32), every tap but the centre lands in the
+    zero padding, so the convolution equals a 1×1 convolution with the centre
+    weights: same outputs, same gradients (zero for the outer taps either way),
+    same 3×3 kernel. On the CPU the full dilated kernel and its gradients cost
+    a large share of a training step (``benchmarks/results/profile/``).
+    """
+
+    def convolution_op(self, inputs, kernel):
+        height, width = inputs.shape[1:3] if self.data_format == "channels_last" else inputs.shape[2:4]
+        rate_h, rate_w = self.dilation_rate
+        outer_taps_in_padding = (
+            self.padding == "same" and self.strides == (1, 1) and self.kernel_size == (3, 3)
+            and height is not None and width is not None and rate_h >= height and rate_w >= width
+        )  # fmt: skip
+        if not outer_taps_in_padding:
+            return super().convolution_op(inputs, kernel)
+        return keras.ops.conv(inputs, kernel[1:2, 1:2], strides=1, padding="same", data_format=self.data_format)
+
+
 def dilated_module(
     x: keras.KerasTensor, filters: int, rates: Sequence[int], name: str
 ) -> keras.KerasTensor:
@@ -173,7 +197,7 @@ def dilated_module(
         raise ValueError(f"dilation rates must be distinct positive integers, got {tuple(rates)}")
     outputs = []
     for rate in rates:
-        x = layers.Conv2D(
+        x = DilatedConv2D(
             filters,
             3,
             dilation_rate=rate,
