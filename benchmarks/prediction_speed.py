@@ -1,4 +1,4 @@
-"""Prediction speed and accuracy: TensorFlow (Keras ``predict_on_batch``, float32) against LiteRT exports.
+"""Prediction speed and accuracy: TensorFlow (Keras ``predict_on_batch``, float32 and mixed bfloat16) against LiteRT exports.
 
 For each network, in one process and one after the other on the same inputs:
 Keras float32 (what ``segment --backend keras`` runs), then its LiteRT exports
@@ -9,8 +9,9 @@ timed batch. With ``--data`` (BUSI) the shipped default model's exports are
 calibrated on its training scans and scored on the validation scans (pooled
 Dice under its shipped inference settings): an export is accurate when that
 Dice is within 0.005 of Keras's. Networks: the shipped default model
-(``rdau_net_mobilenet_v2``), the shipped width-8 paper model, and RDAU-Net
-at the paper's width 32 (random weights: speed only).
+(``rdau_net_mobilenet_v2``) and the shipped paper models at width 8 and at
+the paper's width 32. Keras also runs the network in mixed bfloat16 (float32
+weights and output layer): fast where the CPU has bf16 arithmetic (AMX).
 
 Exports are written (and timed apart) before any prediction is timed. Stop
 other work on the machine while this runs: it is timing.
@@ -38,10 +39,9 @@ from rdanet_gan.data import load_split, make_phantoms, prepare_data
 from rdanet_gan.evaluation.evaluate import evaluate_model
 from rdanet_gan.fileio import portable, write_json, write_text
 from rdanet_gan.inference.litert import QUANTIZATIONS, LiteRTSegmenter, export_litert
-from rdanet_gan.inference.model_files import DEFAULT_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference.model_files import DEFAULT_MODEL, FULL_SIZE_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
 from rdanet_gan.inference.settings import read_inference
 from rdanet_gan.machine import describe_machine
-from rdanet_gan.models import build_model
 
 RESULTS_DIR = Path(__file__).parent / "results"
 BATCH = 32
@@ -54,8 +54,20 @@ def networks() -> dict:
     return {
         "default (MobileNetV2 + RDAU-Net decoder, width 8)": (lambda: load_shipped(DEFAULT_MODEL), DEFAULT_MODEL),
         "paper model, width 8": (lambda: load_shipped(PAPER_MODEL), PAPER_MODEL),
-        "RDAU-Net, width 32 (the paper's; random weights)": (lambda: build_model("rdau-net", base_width=32), None),
+        "paper model, full size (width 32)": (lambda: load_shipped(FULL_SIZE_MODEL), FULL_SIZE_MODEL),
     }
+
+
+def bfloat16_copy(model):
+    """The same network computing in bfloat16 (float32 weights and output layer), as mixed precision trains."""
+
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["class_name"] != "InputLayer" and layer["config"].get("name") != model.layers[-1].name:
+            layer["config"]["dtype"] = "mixed_bfloat16"
+    copy = model.__class__.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def timed(predict, images: np.ndarray, steps: int) -> dict:
@@ -82,7 +94,7 @@ def timed(predict, images: np.ndarray, steps: int) -> dict:
 def measure(name: str, model, calibration: np.ndarray, validation, settings, steps: int, folder: Path) -> dict:
     """Every backend of one network: export times, speed, agreement with Keras and (for shipped models) Dice."""
     images = np.random.default_rng(0).random((BATCH, *model.input_shape[1:]), dtype=np.float32)
-    backends = {"keras float32": model}
+    backends = {"keras float32": model, "keras mixed_bfloat16": bfloat16_copy(model)}
     exports = {}
     for quantization in QUANTIZATIONS:
         start = time.perf_counter()
