@@ -143,7 +143,7 @@ def markdown(report: dict) -> str:
         "batches, batch-1 latency over eight times as many single scans."),
         (f"- Validation Dice: pooled over the validation scans of `rdanet_gan/weights/split.json` under the shipped "
         f"settings; an export is accurate within {ACCURATE} of Keras. int8 ranges come from training scans "
-        "(phantoms for the random-weight network)."),
+        "(phantoms without --data); mixed bfloat16 keeps float32 weights and output layer."),
     ]
     return "\n".join(lines) + "\n"
 
