@@ -31,11 +31,16 @@ STAGES = ("rdau-net", "rdanet-gan", "unet", "segnet")
 EPOCHS = 50
 
 
-def reproduce_command(data: str, out: str, models: str) -> list[str]:
+COMMITTED = ROOT / "benchmarks" / "results" / "table1-full"
+"""Where a finished stage's log is committed; read when the run folder no longer holds the stage."""
+
+
+def reproduce_command(data: str, out: str, models: str, base_width: int | None = None) -> list[str]:
     """The campaign's ``reproduce`` command; the same line starts and resumes it."""
+    width = ["--base-width", str(base_width)] if base_width else []
     return [
         "rdanet-gan", "reproduce", "--data", data, "--split", "rdanet_gan/weights/split.json",
-        "--out", out, "--models", models, "--epochs", str(EPOCHS),
+        "--out", out, "--models", models, "--epochs", str(EPOCHS), *width,
     ]  # fmt: skip
 
 
@@ -44,6 +49,8 @@ def stage_rows(out: Path) -> list[dict]:
     rows = []
     for stage in STAGES:
         log = out / stage / "log.csv"
+        if not log.exists():
+            log = COMMITTED / stage / "log.csv"
         if not log.exists():
             rows.append({"stage": stage, "epochs": 0})
             continue
@@ -90,8 +97,9 @@ def progress_markdown(out: Path, command: list[str]) -> str:
         "Resume (from the repository root, `DATA` the BUSI folder, `RUNS` a folder outside the repository):",
         "",
         "```bash",
-        'python benchmarks/campaign.py start --data "$DATA" --out "$RUNS/table1-full" --models '
-        + command[command.index("--models") + 1],
+        'python benchmarks/campaign.py start --data "$DATA" --out "$RUNS/table1-full" '
+        + " ".join(part for flag in ("--models", "--base-width") if flag in command
+                   for part in (flag, command[command.index(flag) + 1])),
         f"# which runs, under nice -n 19: {' '.join(command)}",
         "```",
         "",
@@ -123,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="the run folder, outside the repository")
     parser.add_argument("--models", default="rdau-net,rdanet-gan", help="Table 1 rows, in training order")
+    parser.add_argument("--base-width", type=int, help="first-level filters (default: each network's paper width)")
     args = parser.parse_args(argv)
     out = Path(args.out).expanduser().resolve()
-    command = reproduce_command(str(Path(args.data).resolve()) if args.data else "$DATA", str(out), args.models)
+    data = str(Path(args.data).resolve()) if args.data else "$DATA"
+    command = reproduce_command(data, str(out), args.models, args.base_width)
     if args.action == "start":
         if not args.data:
             parser.error("--data (or RDANET_BUSI_DIR) is required to start")
