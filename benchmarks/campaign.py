@@ -98,8 +98,12 @@ def progress_markdown(out: Path, command: list[str]) -> str:
         "",
         "```bash",
         'python benchmarks/campaign.py start --data "$DATA" --out "$RUNS/table1-full" '
-        + " ".join(part for flag in ("--models", "--base-width") if flag in command
-                   for part in (flag, command[command.index(flag) + 1])),
+        + " ".join(
+            part
+            for flag in ("--models", "--base-width")
+            if flag in command
+            for part in (flag, command[command.index(flag) + 1])
+        ),
         f"# which runs, under nice -n 19: {' '.join(command)}",
         "```",
         "",
