@@ -143,6 +143,10 @@ CASES = [
     ),
     argparse_case("export", "the following arguments are required: MODEL"),
     argparse_case("export model.keras --quantization int4", "argument --quantization: invalid choice: 'int4'"),
+    argparse_case("presence-head --model m --data d --split s", "the following arguments are required: --out"),
+    argparse_case(
+        "presence-head --model m --data d --split s --out o.keras --l2 abc", "argument --l2: invalid float value: 'abc'"
+    ),
     argparse_case("split --data d --out s.json --test many", "argument --test: invalid int value: 'many'"),
     argparse_case("inspect --data d --layout weird", "argument --layout: invalid choice: 'weird'"),
     # Numbers out of range: the option and the value.
@@ -180,6 +184,18 @@ CASES = [
         ("model.keras",),
         2,
         "--max-false-alarms -0.1: must be at least 0 and below 1",
+    ),
+    Case(
+        "presence-head --model model.keras --data d --split split.json --out head.keras --l2 0",
+        ("model.keras", "split.json"),
+        2,
+        "--l2 0.0: must be positive",
+    ),
+    Case(
+        "presence-head --model model.keras --data d --split split.json --out head.keras --batch-size 0",
+        ("model.keras", "split.json"),
+        2,
+        "--batch-size 0: must be positive",
     ),
     Case("train --model rdau-net --data phantom --epochs 0 --out run", (), 2, "--epochs 0: must be positive"),
     Case("train --model rdau-net --data phantom --batch-size -2 --out run", (), 2, "--batch-size -2: must be positive"),
@@ -308,6 +324,30 @@ CASES = [
     ),
     Case(
         "export model.keras",
+        ("model.keras",),
+        2,
+        "model.keras: not a readable .keras model archive (truncated or corrupted?)",
+    ),
+    Case(
+        "presence-head --model model.keras --data d --split split.json --out head.h5",
+        ("model.keras",),
+        2,
+        "--out head.h5: the model with its head is written as a .keras file",
+    ),
+    Case(
+        "presence-head --model model.keras --data d --split split.json --out model.keras --overwrite",
+        ("model.keras",),
+        2,
+        "--out model.keras: the model itself; write the model with its head to another file",
+    ),
+    Case(
+        "presence-head --model other.keras --data d --split split.json --out model.keras",
+        ("model.keras",),
+        2,
+        "model.keras: already exists (use --overwrite to replace it)",
+    ),
+    Case(
+        "presence-head --model model.keras --data d --split split.json --out head.keras",
         ("model.keras",),
         2,
         "model.keras: not a readable .keras model archive (truncated or corrupted?)",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import itertools
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -12,7 +14,7 @@ import tensorflow as tf
 from keras import layers
 
 from rdanet_gan.models import PoolingSwitches, build_model, count_flops
-from rdanet_gan.models.blocks import DilatedConv2D, attention_gate, dilated_module, normalize
+from rdanet_gan.models.blocks import DilatedConv2D, SubsampledConv2D, attention_gate, dilated_module, normalize
 
 SIZE = 32
 SEGMENTERS = ("rdau-net", "unet", "segnet")
@@ -117,6 +119,41 @@ def test_dilated_module_is_a_cascade_at_the_requested_rates_summed():
         ("d_r1", (1, 1), 6),
         ("d_r3", (3, 3), 6),
     ]
+
+
+@pytest.mark.parametrize(("size", "padding", "stride"), [(8, "same", 2), (7, "same", 2), (9, "valid", 2), (8, "same", 1)])
+def test_subsampled_conv_matches_a_strided_pointwise_conv2d_in_outputs_and_gradients(size, padding, stride):
+    keras.utils.set_random_seed(0)
+    fast = SubsampledConv2D(6, 1, strides=stride, padding=padding, use_bias=True)
+    plain = layers.Conv2D(6, 1, strides=stride, padding=padding, use_bias=True)
+    x = tf.constant(np.random.default_rng(size).normal(size=(3, size, size, 8)).astype("float32"))
+    fast.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(fast.get_weights())
+    results = []
+    for layer in (fast, plain):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) ** 2)
+        results.append([layer(x), *tape.gradient(loss, [x, *layer.trainable_weights])])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_width_8_rdau_net_trains_in_float32_without_xla_at_small_batches():
+    # TF 2.21's oneDNN crashed the process here on AVX-512 CPUs (the strided 1x1 shortcut from 8 channels).
+    script = (
+        "import numpy as np, keras\n"
+        "from rdanet_gan.models import build_rdau_net\n"
+        "m = build_rdau_net(input_shape=(64, 64, 1), base_width=8)\n"
+        "m.compile(optimizer='adam', loss='binary_crossentropy', jit_compile=False)\n"
+        "x = np.random.default_rng(0).random((3, 64, 64, 1), dtype=np.float32)\n"
+        "for _ in range(2):\n"
+        "    m.train_on_batch(x, (x > 0.5).astype('float32'))\n"
+        "print('trained')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0 and "trained" in done.stdout, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize(("size", "rate"), [(4, 4), (4, 32), (5, 4), (8, 4), (4, 2)])

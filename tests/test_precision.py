@@ -76,6 +76,12 @@ def test_native_bf16_is_read_from_cpu_flags(tmp_path, extra_flags, native):
 
 def test_missing_cpuinfo_means_no_native_bf16(tmp_path):
     assert precision.cpu_has_native_bf16(tmp_path / "absent") is False
+    assert precision.cpu_has_avx512(tmp_path / "absent") is False
+
+
+@pytest.mark.parametrize(("extra_flags", "avx512"), [("", False), ("avx512f avx512bw", True), ("avx512_bf16", False)])
+def test_avx512_is_read_from_cpu_flags(tmp_path, extra_flags, avx512):
+    assert precision.cpu_has_avx512(fake_cpuinfo(tmp_path, f"{AVX2_FLAGS} {extra_flags}")) is avx512
 
 
 @pytest.mark.parametrize(("jit", "expected"), [(True, True), (False, False), ("on", True), ("off", False)])
@@ -83,9 +89,14 @@ def test_explicit_jit(jit, expected):
     assert precision.resolve_jit(jit) is expected
 
 
-@pytest.mark.parametrize(("gpus", "expected"), [([], True), (["GPU:0"], True)])
-def test_auto_jit_is_on_with_or_without_a_gpu(monkeypatch, gpus, expected):
+@pytest.mark.parametrize(
+    ("gpus", "avx512", "expected"),
+    [([], False, True), ([], True, False), (["GPU:0"], False, True), (["GPU:0"], True, True)],
+)
+def test_auto_jit_is_on_for_gpus_and_for_cpus_without_avx512(monkeypatch, gpus, avx512, expected):
+    # Measured: XLA 2.3x faster on an AVX2 CPU, slower than oneDNN alone on two AVX-512 CPUs.
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(precision, "cpu_has_avx512", lambda: avx512)
     assert precision.resolve_jit("auto") is expected
     assert precision.resolve_jit() is expected
     assert precision.resolve_jit("auto", "float32") is expected

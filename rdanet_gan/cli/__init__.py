@@ -1,4 +1,5 @@
-"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, calibrate, segment, export, reproduce.
+"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, calibrate, presence-head, segment, export and
+reproduce (:data:`COMMANDS`).
 
 Every error the user can cause ends the command with one line on stderr and
 exit code 2; ``segment`` exits 3 when some inputs were processed and others
@@ -21,7 +22,13 @@ from collections.abc import Sequence
 
 from rdanet_gan.cli.data_commands import inspect_command, split_command
 from rdanet_gan.cli.parser import EXIT_ERROR, build_parser
-from rdanet_gan.cli.prediction_commands import calibrate_command, evaluate_command, export_command, segment_command
+from rdanet_gan.cli.prediction_commands import (
+    calibrate_command,
+    evaluate_command,
+    export_command,
+    presence_head_command,
+    segment_command,
+)
 from rdanet_gan.cli.training_commands import reproduce_command, train_command
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -32,6 +39,7 @@ COMMANDS = {
     "train": train_command,
     "evaluate": evaluate_command,
     "calibrate": calibrate_command,
+    "presence-head": presence_head_command,
     "segment": segment_command,
     "export": export_command,
     "reproduce": reproduce_command,

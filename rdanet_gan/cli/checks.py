@@ -18,7 +18,7 @@ NUMBER_RANGES = {
 }
 OPTION_RANGES = {
     **dict.fromkeys(("seed", "test", "validation", "train_normal", "validation_normal"), "not negative"),
-    "batch_size": "positive",
+    **dict.fromkeys(("batch_size", "l2"), "positive"),
     "max_false_alarms": "fraction",
 }
 """The ranges of the options declared in :mod:`rdanet_gan.cli.parser`; the training commands' come with

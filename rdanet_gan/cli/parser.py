@@ -1,4 +1,4 @@
-"""The grammar of the ``rdanet-gan`` command line: its eight commands, their options and help, and its exit codes.
+"""The grammar of the ``rdanet-gan`` command line: its nine commands, their options and help, and its exit codes.
 
 Building the parser imports no TensorFlow: ``--help`` and option errors answer at once. The options of the
 training commands come from TrainConfig's fields, in the training package, which only those commands import.
@@ -32,7 +32,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The ``rdanet-gan`` parser with its eight commands.
+    """The ``rdanet-gan`` parser with its nine commands.
 
     The training options of ``train`` and ``reproduce`` come from TrainConfig's fields, in the training
     package; with ``command`` another command, they are left out, so that prediction never imports training.
@@ -47,6 +47,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_train(commands, command)
     _add_evaluate(commands)
     _add_calibrate(commands)
+    _add_presence_head(commands)
     _add_segment(commands)
     _add_export(commands)
     _add_reproduce(commands, command)
@@ -154,6 +155,33 @@ def _add_calibrate(commands) -> None:
     )
     calibrate.add_argument("--batch-size", type=int, default=32, help="scans per prediction batch (default: 32)")
     calibrate.add_argument("--overwrite", action="store_true", help="replace the model's existing settings file and figure")
+
+
+def _add_presence_head(commands) -> None:
+    presence = commands.add_parser(
+        "presence-head",
+        help="fit an image-level lesion-presence head on an RDAU-Net's training scans; write the model with it",
+        description="Fit a class-balanced logistic regression on the deepest encoder features of an RDAU-Net "
+        "(or one on a pretrained encoder), pooled over each training scan of the split, to tell scans with a "
+        "lesion from lesion-free ones, and write the model with that head: its mask is capped by the head's "
+        "probability, so the presence level reports a lesion only where both the mask's peak and the head reach "
+        "it. The split's training list must hold lesion-free scans (rdanet-gan split --from SPLIT --train-normal "
+        "N). Then choose the new model's settings as usual: rdanet-gan calibrate --model OUT --data DATA --split "
+        "SPLIT.",
+    )
+    presence.add_argument("--model", required=True, help="RDAU-Net segmenter: a .keras file or a packed model (.npz)")
+    presence.add_argument("--data", required=True, help="dataset folder")
+    presence.add_argument("--split", required=True, help="split JSON file whose training list to fit on")
+    presence.add_argument("--out", required=True, help="the .keras file to write: the model with its presence head")
+    presence.add_argument(
+        "--l2",
+        type=float,
+        metavar="L",
+        help="L2 penalty of the head's standardised weights against its mean class-balanced log loss "
+        "(default: 1 / (0.1 x 584) = 0.0171, scikit-learn's C=0.1 on the default model's 584 training scans)",
+    )
+    presence.add_argument("--batch-size", type=int, default=32, help="scans per prediction batch (default: 32)")
+    presence.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _add_segment(commands) -> None:

@@ -1,4 +1,4 @@
-"""The commands that run a trained segmenter: ``evaluate``, ``calibrate``, ``segment`` and ``export``.
+"""The commands that run a trained segmenter: ``evaluate``, ``calibrate``, ``presence-head``, ``segment``, ``export``.
 
 ``segment`` only predicts: it imports nothing of :mod:`rdanet_gan.training` or :mod:`rdanet_gan.evaluation`
 (the imports of each command are inside it).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,6 +102,79 @@ def calibrate_command(args) -> int:
         f"validation scans, {calibration.lesion_free_scans} lesion-free)"
     )
     return 0
+
+
+def presence_head_command(args) -> int:
+    from rdanet_gan.data import prepare_data
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.fileio import atomic_path, real_path
+    from rdanet_gan.inference.model_files import load_segmenter
+    from rdanet_gan.inference.settings import inference_file
+
+    model_path, out = Path(args.model), Path(args.out)
+    check_numbers(vars(args))
+    if out.suffix.lower() != ".keras":
+        raise RdanetError(f"--out {out}: the model with its head is written as a .keras file")
+    if real_path(out) == real_path(model_path):
+        raise RdanetError(f"--out {out}: the model itself; write the model with its head to another file")
+    refuse_existing([out], args.overwrite)
+    model = _rdau_net(load_segmenter(model_path), model_path)
+    train = prepare_data(args.data, args.split, image_size=model.input_shape[1]).train
+    headed, has_lesion, auc = _fit_head(model, train, args)
+    with atomic_path(out, args.overwrite) as tmp:
+        headed.save(tmp)
+    if inference_file(out).exists():
+        warnings.warn(f"{inference_file(out)} holds the settings of an earlier model: run calibrate --overwrite")
+    print(
+        f"{out}: presence head fitted on {len(has_lesion)} training scans ({int(has_lesion.sum())} with a lesion, "
+        f"{int((~has_lesion).sum())} lesion-free), training AUC {auc:.3f}; choose its settings with "
+        f"rdanet-gan calibrate --model {out}"
+    )
+    return 0
+
+
+def _fit_head(model, train, args):
+    """``model`` with a presence head fitted on the training scans ``train``, which of them show a lesion,
+    and the head's AUC on them."""
+    from rdanet_gan.models.presence import DEFAULT_L2, add_presence_head, fit_presence, pooled_features, rank_auc
+
+    has_lesion = _has_lesion(train.masks, args)
+    features = pooled_features(model, train.images, args.batch_size)
+    weights, bias = fit_presence(features, has_lesion, DEFAULT_L2 if args.l2 is None else args.l2)
+    return add_presence_head(model, weights, bias), has_lesion, rank_auc(features @ weights + bias, has_lesion)
+
+
+def _rdau_net(model, model_path: Path):
+    """``model`` when a presence head can be fitted on it; else a one-line error naming its file."""
+    from rdanet_gan.errors import ModelFileError
+    from rdanet_gan.models.presence import has_presence_head, presence_features
+
+    if not hasattr(model, "layers"):
+        raise ModelFileError(model_path, "a LiteRT export; fit the head on the .keras model it came from")
+    if has_presence_head(model):
+        raise ModelFileError(model_path, "already has a presence head; fit one on the model without it")
+    try:
+        presence_features(model)
+    except ValueError:
+        why = "no dilated module: the presence head applies to RDAU-Net (and its pretrained-encoder variants)"
+        raise ModelFileError(model_path, why) from None
+    return model
+
+
+def _has_lesion(masks, args):
+    """Whether each training scan shows a lesion; a one-line error unless both kinds are there."""
+    from rdanet_gan.errors import DataError
+
+    has_lesion = masks.reshape(len(masks), -1).any(axis=1)
+    if not has_lesion.any():
+        raise DataError(args.split, "the training list holds no scan with a lesion, which the presence head needs")
+    if has_lesion.all():
+        raise DataError(
+            args.split,
+            "the training list holds no lesion-free scans, which the presence head needs; make a split with some: "
+            f"rdanet-gan split --data {args.data} --from {args.split} --train-normal N --out NEW.json",
+        )
+    return has_lesion
 
 
 def segment_command(args) -> int:

@@ -1,4 +1,4 @@
-"""The four networks of the comparison: RDAU-Net (generator), its critic, U-Net and SegNet.
+"""The four networks of the comparison: RDAU-Net (generator), its critic, U-Net and SegNet; RDAU-Net's presence head.
 
 Importing this package registers the custom layers, so saved ``.keras``
 models load with ``keras.models.load_model(path)`` in safe mode.
@@ -12,6 +12,13 @@ from rdanet_gan.models import critic, unet
 from rdanet_gan.models.blocks import check_input_shape
 from rdanet_gan.models.complexity import count_flops
 from rdanet_gan.models.critic import build_critic
+from rdanet_gan.models.presence import (
+    add_presence_head,
+    fit_presence,
+    has_presence_head,
+    pooled_features,
+    presence_features,
+)
 from rdanet_gan.models.rdau_net import ENCODER_MULTIPLIERS, ENCODERS, build_rdau_net
 from rdanet_gan.models.segnet import VGG16_STAGES, PoolingSwitches, build_segnet
 from rdanet_gan.models.unet import build_unet
@@ -50,6 +57,7 @@ __all__ = [
     "DOWNSAMPLINGS",
     "ENCODERS",
     "PoolingSwitches",
+    "add_presence_head",
     "build_critic",
     "build_model",
     "build_rdau_net",
@@ -57,4 +65,8 @@ __all__ = [
     "build_unet",
     "check_input_size",
     "count_flops",
+    "fit_presence",
+    "has_presence_head",
+    "pooled_features",
+    "presence_features",
 ]

@@ -124,7 +124,7 @@ def residual_unit(
     shortcut, replacing pooling.
     """
     use_bias = norm == "none"
-    shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=use_bias, name=f"{name}_shortcut")(x)
+    shortcut = SubsampledConv2D(filters, 1, strides=stride, use_bias=use_bias, name=f"{name}_shortcut")(x)
     shortcut = normalize(shortcut, norm, f"{name}_shortcut", bn_momentum=bn_momentum)
     if preactivation:
         x = normalize(x, norm, name, "1", bn_momentum)
@@ -181,6 +181,29 @@ class DilatedConv2D(layers.Conv2D):
         if not outer_taps_in_padding:
             return super().convolution_op(inputs, kernel)
         return keras.ops.conv(inputs, kernel[1:2, 1:2], strides=1, padding="same", data_format=self.data_format)
+
+
+@keras.saving.register_keras_serializable(package="rdanet_gan")
+class SubsampledConv2D(layers.Conv2D):
+    """A strided 1×1 ``Conv2D`` computed as subsampling, then the 1×1 convolution at stride 1.
+
+    A 1×1 kernel at stride ``s`` only reads every ``s``-th pixel, so this is the same
+    function with the same weights and configuration. It exists because TensorFlow
+    2.21's oneDNN kernels crash the process ("double free or corruption") in the
+    float32 backward pass of a strided 1×1 convolution from 8 channels on AVX-512
+    CPUs without XLA (RDAU-Net's ``enc2`` shortcut at base width 8; measured on a
+    2-core AMD EPYC with AVX-512, and on a Xeon with AMX).
+    """
+
+    def convolution_op(self, inputs, kernel):
+        if self.kernel_size != (1, 1) or self.strides == (1, 1):
+            return super().convolution_op(inputs, kernel)
+        step_h, step_w = self.strides
+        if self.data_format == "channels_last":
+            inputs = inputs[:, ::step_h, ::step_w, :]
+        else:
+            inputs = inputs[:, :, ::step_h, ::step_w]
+        return keras.ops.conv(inputs, kernel, strides=1, padding="valid", data_format=self.data_format)
 
 
 def dilated_module(
