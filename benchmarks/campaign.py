@@ -8,8 +8,10 @@ session knows where the campaign stands even when the run folder did not survive
 
     python benchmarks/campaign.py start --data Dataset_BUSI_with_GT --out ~/runs/table1-full
     python benchmarks/campaign.py progress --out ~/runs/table1-full
+    python benchmarks/campaign.py collect --out ~/runs/table1-full
 
-``start`` launches the command detached, at the lowest CPU priority (``nice -n 19``, and the same
+``collect`` copies each finished stage's log and test evaluation into ``benchmarks/results/table1-full/``
+and rewrites Table 1 there from every stage committed so far. ``start`` launches the command detached, at the lowest CPU priority (``nice -n 19``, and the same
 for its session's autogroup: it takes the CPU other work leaves idle), logging to ``OUT/campaign.log``.
 """
 
@@ -116,6 +118,32 @@ def anonymised(command: list[str], data: str, out: str) -> list[str]:
     return ["$DATA" if part == data else "$RUNS/table1-full" if part == out else part for part in command]
 
 
+def collect(out: Path) -> list[str]:
+    """Commit-ready results: each finished stage's ``log.csv`` and ``evaluation.json``, then Table 1 of all
+    stages committed so far (paired with RDA-NET-GAN when it is there); returns the stages copied now."""
+    from rdanet_gan.evaluation.report import table1_csv, table1_markdown
+    from rdanet_gan.evaluation.scoring import Evaluation
+    from rdanet_gan.fileio import write_text
+    from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
+
+    copied = []
+    for stage in STAGES:
+        summary = out / stage / "evaluation" / "summary.json"
+        if summary.exists():
+            for source, target in ((summary, "evaluation.json"), (out / stage / "log.csv", "log.csv")):
+                write_text(COMMITTED / stage / target, source.read_text())
+            copied.append(stage)
+    results = {
+        TABLE1_MODELS[stage]: Evaluation.read_json(COMMITTED / stage / "evaluation.json")
+        for stage in STAGES
+        if (COMMITTED / stage / "evaluation.json").exists()
+    }
+    if results:
+        write_text(COMMITTED / "table1.md", table1_markdown(results, reference=GAN_ROW if GAN_ROW in results else None))
+        write_text(COMMITTED / "table1.csv", table1_csv(results))
+    return copied
+
+
 def lower_session_priority(pid: int) -> None:
     """Give the campaign's new session the lowest weight as well: with autogroup scheduling (Linux's
     default) ``nice`` only ranks processes within their session, and a detached run would otherwise
@@ -129,7 +157,7 @@ def lower_session_priority(pid: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("start", "progress"))
+    parser.add_argument("action", choices=("start", "progress", "collect"))
     parser.add_argument(
         "--data", default=os.environ.get("RDANET_BUSI_DIR"), help="the BUSI folder (default: $RDANET_BUSI_DIR)"
     )
@@ -152,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         (out / "campaign.pid").write_text(f"{process.pid}\n")
         lower_session_priority(process.pid)
         print(f"started (pid {process.pid}): nice -n 19 {shlex.join(command)}")
+    if args.action == "collect":
+        print(f"copied the finished stages {', '.join(collect(out)) or '(none)'}; Table 1 rewritten in {COMMITTED}")
     PROGRESS.write_text(progress_markdown(out, anonymised(command, command[3], str(out))))
     print(f"wrote {PROGRESS.relative_to(ROOT)}")
     return 0

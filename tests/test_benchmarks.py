@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from busi_folders import write_busi_phantoms, write_normal_scans
 
+from rdanet_gan.evaluation.evaluate import score_probability_maps
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.models import build_model, count_flops
 
@@ -278,3 +279,22 @@ def test_prediction_speed_times_both_batch_sizes_and_reports_ratios_to_keras():
     report["machine"] = {"cpu": "cpu", "cores": 2, "tensorflow": "2.21"}
     table = module.markdown(report)
     assert "| tiny | litert int8 | 25.0 (×2.50) | 40.0 / 50.0 (×0.40) | 1.5 | 0.3 | 0.7000 |" in table
+
+
+def test_campaign_collect_commits_finished_stages_and_rewrites_table1(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("campaign", BENCHMARKS / "campaign.py")
+    campaign = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(campaign)
+    committed, out = tmp_path / "committed", tmp_path / "runs"
+    monkeypatch.setattr(campaign, "COMMITTED", committed)
+    rng = np.random.default_rng(0)
+    truths = [rng.random((16, 16)) > 0.6 for _ in range(4)]
+    for stage in ("rdanet-gan", "unet"):  # finished in the run folder; SegNet not yet
+        maps = [np.clip(truth + rng.normal(0, 0.4, truth.shape), 0, 1) for truth in truths]
+        score_probability_maps(maps, truths).write_json(out / stage / "evaluation" / "summary.json")
+        (out / stage / "log.csv").write_text("epoch,val_dice,seconds\n1,0.5,10\n")
+    (out / "segnet").mkdir()
+    assert campaign.collect(out) == ["rdanet-gan", "unet"]
+    assert sorted(path.name for path in (committed / "unet").iterdir()) == ["evaluation.json", "log.csv"]
+    table = (committed / "table1.md").read_text()
+    assert "| U-Net | ours | 4 |" in table and "RDA-NET-GAN minus U-Net" in table and "SegNet | ours" not in table
