@@ -121,12 +121,8 @@ def test_dilated_module_is_a_cascade_at_the_requested_rates_summed():
     ]
 
 
-@pytest.mark.parametrize(("size", "padding", "stride"), [(8, "same", 2), (7, "same", 2), (9, "valid", 2), (8, "same", 1)])
-def test_subsampled_conv_matches_a_strided_pointwise_conv2d_in_outputs_and_gradients(size, padding, stride):
-    keras.utils.set_random_seed(0)
-    fast = SubsampledConv2D(6, 1, strides=stride, padding=padding, use_bias=True)
-    plain = layers.Conv2D(6, 1, strides=stride, padding=padding, use_bias=True)
-    x = tf.constant(np.random.default_rng(size).normal(size=(3, size, size, 8)).astype("float32"))
+def assert_same_outputs_and_gradients(fast: layers.Layer, plain: layers.Layer, x: tf.Tensor) -> None:
+    """``fast`` with ``plain``'s weights gives the same outputs, input gradients and weight gradients."""
     fast.build(x.shape)
     plain.build(x.shape)
     plain.set_weights(fast.get_weights())
@@ -134,10 +130,20 @@ def test_subsampled_conv_matches_a_strided_pointwise_conv2d_in_outputs_and_gradi
     for layer in (fast, plain):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(layer(x) ** 2)
-        results.append([layer(x), *tape.gradient(loss, [x, *layer.trainable_weights])])
+            y = layer(x)
+            loss = tf.reduce_sum(y**2)
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
     for a, b in zip(*results):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("size", "padding", "stride"), [(8, "same", 2), (7, "same", 2), (9, "valid", 2), (8, "same", 1)])
+def test_subsampled_conv_matches_a_strided_pointwise_conv2d_in_outputs_and_gradients(size, padding, stride):
+    keras.utils.set_random_seed(0)
+    x = tf.constant(np.random.default_rng(size).normal(size=(3, size, size, 8)).astype("float32"))
+    assert_same_outputs_and_gradients(
+        SubsampledConv2D(6, 1, strides=stride, padding=padding), layers.Conv2D(6, 1, strides=stride, padding=padding), x
+    )
 
 
 def test_width_8_rdau_net_trains_in_float32_without_xla_at_small_batches():
@@ -159,21 +165,12 @@ def test_width_8_rdau_net_trains_in_float32_without_xla_at_small_batches():
 @pytest.mark.parametrize(("size", "rate"), [(4, 4), (4, 32), (5, 4), (8, 4), (4, 2)])
 def test_dilated_conv_skipping_padding_taps_matches_conv2d_in_outputs_and_gradients(size, rate):
     keras.utils.set_random_seed(0)
-    fast = DilatedConv2D(6, 3, dilation_rate=rate, padding="same", activation="relu")
-    plain = layers.Conv2D(6, 3, dilation_rate=rate, padding="same", activation="relu")
     x = tf.constant(np.random.default_rng(size + rate).normal(size=(2, size, size, 8)).astype("float32"))
-    fast.build(x.shape)
-    plain.build(x.shape)
-    plain.set_weights(fast.get_weights())
-    results = []
-    for layer in (fast, plain):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = layer(x)
-            loss = tf.reduce_sum(y**2)
-        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights])])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+    assert_same_outputs_and_gradients(
+        DilatedConv2D(6, 3, dilation_rate=rate, padding="same", activation="relu"),
+        layers.Conv2D(6, 3, dilation_rate=rate, padding="same", activation="relu"),
+        x,
+    )
 
 
 def test_pooling_switches_mark_the_first_maximum_of_each_window_with_and_without_xla():
