@@ -281,10 +281,30 @@ def test_prediction_speed_times_both_batch_sizes_and_reports_ratios_to_keras():
     assert "| tiny | litert int8 | 25.0 (×2.50) | 40.0 / 50.0 (×0.40) | 1.5 | 0.3 | 0.7000 |" in table
 
 
-def test_campaign_collect_commits_finished_stages_and_rewrites_table1(tmp_path, monkeypatch):
+@pytest.fixture
+def campaign():
     spec = importlib.util.spec_from_file_location("campaign", BENCHMARKS / "campaign.py")
-    campaign = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(campaign)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_campaign_progress_reads_a_finished_stage_from_its_committed_log(tmp_path, monkeypatch, campaign):
+    committed, out = tmp_path / "committed", tmp_path / "runs"
+    monkeypatch.setattr(campaign, "COMMITTED", committed)
+    (committed / "rdau-net").mkdir(parents=True)
+    (committed / "rdau-net" / "log.csv").write_text("epoch,val_dice,seconds\n1,0.4,10\n2,0.6,12\n3,0.5,14\n")
+    (out / "unet").mkdir(parents=True)  # the run folder of a new machine: only the running stage
+    (out / "unet" / "log.csv").write_text("epoch,val_dice,seconds\n1,0.3,100\n")
+    rows = {row["stage"]: row for row in campaign.stage_rows(out)}
+    assert rows["rdau-net"]["epochs"] == 3 and rows["rdau-net"]["best_epoch"] == 2 and rows["rdau-net"]["seconds_per_epoch"] == 14
+    assert rows["unet"]["epochs"] == 1 and rows["segnet"]["epochs"] == 0
+    command = campaign.reproduce_command("DATA", str(out), "unet,segnet", base_width=32)
+    assert command[-2:] == ["--base-width", "32"]
+    assert "--models unet,segnet --base-width 32\n" in campaign.progress_markdown(out, command)
+
+
+def test_campaign_collect_commits_finished_stages_and_rewrites_table1(tmp_path, monkeypatch, campaign):
     committed, out = tmp_path / "committed", tmp_path / "runs"
     monkeypatch.setattr(campaign, "COMMITTED", committed)
     rng = np.random.default_rng(0)
