@@ -41,12 +41,14 @@ def export_litert(
     import keras
     import tensorflow as tf
 
+    from rdanet_gan.models.blocks import sigmoid_mask_layer
+
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, not {quantization!r}")
     if quantization == "int8" and (calibration is None or len(calibration) == 0):
         raise ValueError("int8 quantization needs calibration scans")
-    mask = next((layer for layer in model.layers if layer.name == "mask"), None)
-    if mask is None or getattr(mask, "activation", None) is not keras.activations.sigmoid:
+    mask = sigmoid_mask_layer(model)
+    if mask is None:
         raise ModelFileError(model.name, "cannot export: no sigmoid output layer named 'mask'")
     logits = keras.Model(model.input, mask.input, name=f"{model.name}_logits")
     archive = keras.export.ExportArchive()

@@ -37,6 +37,14 @@ def check_norm(norm: str, allowed: Sequence[str] = NORMS) -> None:
         raise ValueError(f"norm must be one of {', '.join(map(repr, allowed))}, got {norm!r}")
 
 
+def sigmoid_mask_layer(model: keras.Model) -> layers.Layer | None:
+    """The segmenter's output layer ``mask`` if it is a sigmoid (its input is then the logits), else ``None``."""
+    mask = next((layer for layer in model.layers if layer.name == "mask"), None)
+    if mask is None or getattr(mask, "activation", None) is not keras.activations.sigmoid:
+        return None
+    return mask
+
+
 def check_input_shape(input_shape: Sequence[int], downsamplings: int, model: str) -> None:
     """Raise ``ValueError`` unless height and width survive ``downsamplings`` halvings."""
     if len(input_shape) != 3 or any(not isinstance(d, numbers.Integral) or d < 1 for d in input_shape):

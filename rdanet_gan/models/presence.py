@@ -18,6 +18,8 @@ from scipy.optimize import minimize
 from scipy.special import expit
 from scipy.stats import rankdata
 
+from rdanet_gan.models.blocks import sigmoid_mask_layer
+
 FEATURES_LAYER = "dilated_r1"
 """The layer whose input the head reads: RDAU-Net's deepest encoder features, before the dilated module."""
 HEAD_LAYER = "presence"
@@ -105,8 +107,8 @@ def add_presence_head(model: keras.Model, weights: np.ndarray, bias: float) -> k
     matters under a mixed-precision policy.
     """
     features = presence_features(model)
-    mask = next((layer for layer in model.layers if layer.name == "mask"), None)
-    if mask is None or getattr(mask, "activation", None) is not keras.activations.sigmoid:
+    mask = sigmoid_mask_layer(model)
+    if mask is None:
         raise ValueError(f"model {model.name!r} has no sigmoid output layer 'mask' to put the presence head before")
     weights = np.asarray(weights, np.float32).reshape(features.shape[-1], 1)
     head = keras.layers.Dense(1, dtype="float32", name=HEAD_LAYER)
