@@ -1,4 +1,4 @@
-"""The four networks of the comparison: RDAU-Net (generator), its critic, U-Net and SegNet; RDAU-Net's presence head.
+"""The four networks of the comparison: RDAU-Net (generator), its critic, U-Net and SegNet; RDAU-Net's presence head; ensembles.
 
 Importing this package registers the custom layers, so saved ``.keras``
 models load with ``keras.models.load_model(path)`` in safe mode.
@@ -12,6 +12,7 @@ from rdanet_gan.models import critic, unet
 from rdanet_gan.models.blocks import check_input_shape
 from rdanet_gan.models.complexity import count_flops
 from rdanet_gan.models.critic import build_critic
+from rdanet_gan.models.ensemble import build_ensemble
 from rdanet_gan.models.presence import (
     add_presence_head,
     fit_presence,
@@ -59,6 +60,7 @@ __all__ = [
     "PoolingSwitches",
     "add_presence_head",
     "build_critic",
+    "build_ensemble",
     "build_model",
     "build_rdau_net",
     "build_segnet",
