@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from rdanet_gan.evaluation.calibration import choose_presence, choose_threshold, score_presence
+from rdanet_gan.evaluation.calibration import Calibration, choose_presence, choose_threshold, score_presence
 from rdanet_gan.inference.settings import InferenceSettings
 
 
@@ -42,6 +42,21 @@ def test_presence_level_trades_lesions_missed_against_false_alarms_on_per_image_
     assert choose_presence(_presence_scores(scans[:3])) == 0.0
     # Levels at or under the threshold change nothing and are not tried.
     assert all(level == 0.0 or level > 0.7 for level in _presence_scores(scans[:1], InferenceSettings(0.7)))
+
+
+def test_a_presence_level_that_costs_the_validation_lesions_is_warned_of():
+    # The scans above: level 0.8 drops the hesitant lesion, per-image lesion Dice 1.0 -> 2/3.
+    scans = [_scan(0.99), _scan(0.97), _scan(0.7), *[_scan(0.75, lesion=False)] * 3]
+    scores = _presence_scores(scans)
+
+    def calibration(level: float) -> Calibration:
+        return Calibration("plain", InferenceSettings(presence=level), {}, scores, len(scans), 3)
+
+    assert "from 1.000 to 0.667" in calibration(0.8).presence_warning()
+    assert "--max-false-alarms" in calibration(0.8).presence_warning()
+    assert calibration(0.0).presence_warning() is None  # no level, no cost
+    assert calibration(0.9).presence_warning() is not None
+    assert calibration(0.6).presence_warning() is None  # under every lesion's peak: it drops none
 
 
 def test_presence_levels_reach_past_0999_where_a_confident_network_saturates():

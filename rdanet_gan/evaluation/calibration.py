@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,6 +79,12 @@ class PresenceScore(NamedTuple):
     """Mean per-image Dice over the scans with a lesion (NaN when there are none)."""
     lesion_free_flagged: float
     """Fraction of the lesion-free scans with a lesion predicted (NaN when there are none)."""
+
+
+LESION_COST_WARNING = 0.05
+"""Per-image Dice on the validation lesion scans that a chosen presence level may cost before it is warned of:
+on BUSI a level chosen near the top of the grid (0.999995) cost 0.13 to 0.15 there, and on test reported no lesion on 21 to
+34 of 57 lesion scans (``benchmarks/results/wide-decoder.md``)."""
 
 
 def score_presence(
@@ -153,6 +160,22 @@ class Calibration:
             return "the best per-image Dice over all validation scans"
         return f"the lowest level flagging at most {self.max_false_alarms * 100:g} % of the lesion-free validation scans"
 
+    def presence_warning(self) -> str | None:
+        """One line when the presence level costs the validation lesion scans more than :data:`LESION_COST_WARNING`
+        of per-image Dice (it then reports no lesion on some of them), else None."""
+        level = self.settings.presence
+        if not level or level not in self.presence or 0.0 not in self.presence:
+            return None
+        cost = self.presence[0.0].lesion_dice_per_image - self.presence[level].lesion_dice_per_image
+        if not cost > LESION_COST_WARNING:
+            return None
+        return (
+            f"presence level {level:g} lowers per-image Dice on the validation lesion scans from "
+            f"{self.presence[0.0].lesion_dice_per_image:.3f} to {self.presence[level].lesion_dice_per_image:.3f}: "
+            "it reports no lesion on some of them, and may miss many more on new scans; "
+            "rdanet-gan calibrate --max-false-alarms F chooses another trade"
+        )
+
     def validation_dice(self) -> dict[str, float]:
         """Pooled validation Dice of each candidate setting."""
         return {name: evaluation.pooled["dice"] for name, evaluation in self.evaluations.items()}
@@ -163,7 +186,7 @@ def choose_inference(
 ) -> Calibration:
     """Score the :data:`SETTINGS` on the ``validation`` scans with a lesion (pooled Dice; the best wins, ties
     to the simpler), then choose the presence level on all of them (:func:`choose_presence`, for
-    ``max_false_alarms`` when given)."""
+    ``max_false_alarms`` when given). Warns when that level costs the lesion scans (:meth:`Calibration.presence_warning`)."""
     problem = validation_problem(validation, max_false_alarms)
     if problem:
         raise ValueError(problem)
@@ -186,9 +209,12 @@ def choose_inference(
     chosen = max(SETTINGS, key=lambda name: evaluations[name].pooled["dice"])  # the first of equals: simpler
     by_level = score_presence(maps[candidates[chosen].flip_tta], truths, candidates[chosen])
     settings = dataclasses.replace(candidates[chosen], presence=choose_presence(by_level, max_false_alarms))
-    return Calibration(
+    calibration = Calibration(
         chosen, settings, evaluations, by_level, len(truths), len(truths) - len(with_lesion), max_false_alarms
     )
+    if calibration.presence_warning():
+        warnings.warn(calibration.presence_warning(), stacklevel=2)
+    return calibration
 
 
 def validation_problem(validation: ArraySet, max_false_alarms: float | None = None) -> str | None:
