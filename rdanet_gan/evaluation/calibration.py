@@ -212,8 +212,9 @@ def choose_inference(
     calibration = Calibration(
         chosen, settings, evaluations, by_level, len(truths), len(truths) - len(with_lesion), max_false_alarms
     )
-    if calibration.presence_warning():
-        warnings.warn(calibration.presence_warning(), stacklevel=2)
+    warning = calibration.presence_warning()
+    if warning:
+        warnings.warn(warning, stacklevel=2)
     return calibration
 
 
