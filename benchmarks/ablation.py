@@ -88,7 +88,7 @@ VARIANTS = {
     # RDA-NET-GAN from the paper variant's best RDAU-Net (as the paper does), one per adversarial weight.
     **{
         f"gan-adversarial-{weight}": [
-            *("--model", "rdanet-gan", "--recipe", "paper", "--init-generator", "{paper}"),
+            *("--model", "rdanet-gan", "--recipe", "paper", "--init-weights", "{paper}"),
             *("--adversarial-weight", weight),
         ]
         for weight in ("0.001", "0.01", "0.1")
@@ -99,10 +99,10 @@ VARIANTS = {
     "mobilenet-v2-frozen": [*ENCODER, "--freeze-encoder-epochs", "5"],  # then trained at the full rate
     "mobilenet-v2-slow": [*ENCODER, "--encoder-lr-scale", "0.1"],  # the encoder at a tenth of the rate
     "mobilenet-v2-random": [*ENCODER, "--encoder-weights", "none"],  # the same network from scratch
-    "gan-mobilenet-v2": ["--model", "rdanet-gan", "--init-generator", "{mobilenet-v2}", *ENCODER],
+    "gan-mobilenet-v2": ["--model", "rdanet-gan", "--init-weights", "{mobilenet-v2}", *ENCODER],
     # The second pretrained encoder: an ImageNet EfficientNet-Lite0 (depthwise too, so also without XLA).
     "efficientnet-lite0": EFFICIENTNET,
-    "gan-efficientnet-lite0": ["--model", "rdanet-gan", "--init-generator", "{efficientnet-lite0}", *EFFICIENTNET],
+    "gan-efficientnet-lite0": ["--model", "rdanet-gan", "--init-weights", "{efficientnet-lite0}", *EFFICIENTNET],
 }
 """Variant name -> the ``rdanet-gan train`` options that set it apart from ``standard``
 (``{NAME}`` stands for variant NAME's best checkpoint)."""

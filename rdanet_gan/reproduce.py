@@ -96,7 +96,7 @@ def reproduce(
         if model not in models:
             continue
         init = str(out / "rdau-net" / "best.keras") if model == "rdanet-gan" else None
-        config = dataclasses.replace(base, model=model, split=str(split_path), init_generator=init)
+        config = dataclasses.replace(base, model=model, split=str(split_path), init_weights=init)
         results[row_name] = train_and_evaluate(config, out / model, data, verbose)
 
     from rdanet_gan.evaluation.figures import plot_comparison_grid, plot_dice_distribution  # Matplotlib: here only

@@ -92,7 +92,7 @@ def test_gan_variants_start_from_the_paper_variant(ablation, tmp_path, capsys):
     assert "train 'paper' first" in capsys.readouterr().err
     args = ablation.parse_args([*TINY, "--out", str(tmp_path), "--gan-epochs", "3"])
     command = ablation.train_command("gan-adversarial-0.1", args, tmp_path / "gan-adversarial-0.1")
-    assert command[command.index("--init-generator") + 1] == str(tmp_path / "paper" / "best.keras")
+    assert command[command.index("--init-weights") + 1] == str(tmp_path / "paper" / "best.keras")
     assert command[command.index("--epochs") + 1] == "3" and command[-2:] == ["--out", str(tmp_path / "gan-adversarial-0.1")]
     assert command.index("rdanet-gan", 2) > command.index("rdau-net")  # the later --model wins
 

@@ -49,11 +49,12 @@ def test_a_presence_level_that_costs_the_validation_lesions_is_warned_of():
     scans = [_scan(0.99), _scan(0.97), _scan(0.7), *[_scan(0.75, lesion=False)] * 3]
     scores = _presence_scores(scans)
 
-    def calibration(level: float) -> Calibration:
-        return Calibration("plain", InferenceSettings(presence=level), {}, scores, len(scans), 3)
+    def calibration(level: float, max_false_alarms: float | None = None) -> Calibration:
+        return Calibration("plain", InferenceSettings(presence=level), {}, scores, len(scans), 3, max_false_alarms)
 
     assert "from 1.000 to 0.667" in calibration(0.8).presence_warning()
-    assert "--max-false-alarms" in calibration(0.8).presence_warning()
+    assert "calibrate --max-false-alarms F chooses" in calibration(0.8).presence_warning()
+    assert calibration(0.8, 0.1).presence_warning().endswith("a --max-false-alarms above 0.1 keeps more lesions")
     assert calibration(0.0).presence_warning() is None  # no level, no cost
     assert calibration(0.9).presence_warning() is not None
     assert calibration(0.6).presence_warning() is None  # under every lesion's peak: it drops none

@@ -205,7 +205,7 @@ def test_reproduce_writes_table1_and_figures(tmp_path, capsys):
         assert (out / name).is_file()
     for model in ("rdau-net", "rdanet-gan"):
         assert json.loads((out / model / "evaluation" / "summary.json").read_text())["pooled"]["dice"] >= 0.0
-    init = json.loads((out / "rdanet-gan" / "config.json").read_text())["settings"]["init_generator"]
+    init = json.loads((out / "rdanet-gan" / "config.json").read_text())["settings"]["init_weights"]
     assert init.endswith("rdau-net/best.keras")
     command = shlex.join(["rdanet-gan", *argv, "--models", "rdau-net,rdanet-gan"])
     assert (out / "command.txt").read_text().splitlines() == [command]

@@ -15,7 +15,7 @@ from rdanet_gan.data import prepare_data
 from rdanet_gan.errors import RdanetError
 from rdanet_gan.inference.model_files import load_segmenter
 from rdanet_gan.training import TrainConfig, TrainingDivergedError, train
-from rdanet_gan.training.build import build_segmenter, learning_rate, player_steps
+from rdanet_gan.training.build import build_segmenter, initial_segmenter, learning_rate, player_steps
 from rdanet_gan.training.run_folder import prepare_run_dir
 from rdanet_gan.training.trainer import mode_agreement, same_weights
 
@@ -143,8 +143,8 @@ def test_a_resume_keeps_the_run_settings_and_names_the_options_it_ignores(tmp_pa
 def test_a_generator_start_of_another_width_names_the_file(tmp_path, phantoms):
     other = tmp_path / "wide.keras"
     build_segmenter(tiny("rdau-net", base_width=8)).save(other)
-    with pytest.raises(RdanetError, match=f"{other}: its .* network does not fit this generator"):
-        train(tiny(epochs=1, init_generator=str(other)), tmp_path / "gan", data=phantoms, verbose=0)
+    with pytest.raises(RdanetError, match=f"{other}: its .* network does not fit this "):
+        train(tiny(epochs=1, init_weights=str(other)), tmp_path / "gan", data=phantoms, verbose=0)
 
 
 def test_each_gan_player_decays_its_rate_over_its_own_steps():
@@ -206,6 +206,22 @@ def test_a_run_from_before_augmentation_presets_resumes_with_its_augmentation(tm
     assert TrainConfig.from_json(tmp_path / "config.json").augmentation == "standard"
     (tmp_path / "config.json").write_text(json.dumps({"settings": {**settings, "augment": False}}))
     assert TrainConfig.from_json(tmp_path / "config.json").augmentation == "none"
+
+
+def test_a_run_from_before_init_weights_resumes_from_its_generator_start(tmp_path):
+    settings = {"model": "rdanet-gan", "epochs": 50, "init_generator": "runs/rdau-net/best.keras"}
+    (tmp_path / "config.json").write_text(json.dumps({"settings": settings}))
+    assert TrainConfig.from_json(tmp_path / "config.json").init_weights == "runs/rdau-net/best.keras"
+
+
+def test_a_network_starts_from_a_saved_one_at_a_larger_input_size(tmp_path):
+    start = build_segmenter(tiny("unet"))
+    start.save(tmp_path / "start.keras")
+    larger = initial_segmenter(tiny("unet", image_size=2 * SIZE, init_weights=str(tmp_path / "start.keras")))
+    assert larger.input_shape == (None, 2 * SIZE, 2 * SIZE, 1)
+    assert all(np.array_equal(a, b) for a, b in zip(larger.get_weights(), start.get_weights(), strict=True))
+    fresh = initial_segmenter(tiny("unet", image_size=2 * SIZE))
+    assert not all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), start.get_weights(), strict=True))
 
 
 def test_same_weights_tells_a_copy_from_a_changed_network():

@@ -11,7 +11,7 @@ from rdanet_gan.cli import build_parser, main
 from rdanet_gan.training.arguments import RECIPE_FILLED, command_fields, config_from_args, flag, option_ranges
 from rdanet_gan.training.config import TrainConfig
 
-TRAIN_ONLY = {"model", "max_false_alarms", "init_generator", "schedule", "n_critic", "adversarial_weight"}
+TRAIN_ONLY = {"model", "max_false_alarms", "init_weights", "schedule", "n_critic", "adversarial_weight"}
 TRAIN_ONLY |= {"segmentation_weight", "gp_weight", "clip_value"}
 
 

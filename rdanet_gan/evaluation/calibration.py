@@ -169,11 +169,15 @@ class Calibration:
         cost = self.presence[0.0].lesion_dice_per_image - self.presence[level].lesion_dice_per_image
         if not cost > LESION_COST_WARNING:
             return None
+        advice = (
+            "rdanet-gan calibrate --max-false-alarms F chooses another trade"
+            if self.max_false_alarms is None
+            else f"a --max-false-alarms above {self.max_false_alarms:g} keeps more lesions"
+        )
         return (
             f"presence level {level:g} lowers per-image Dice on the validation lesion scans from "
             f"{self.presence[0.0].lesion_dice_per_image:.3f} to {self.presence[level].lesion_dice_per_image:.3f}: "
-            "it reports no lesion on some of them, and may miss many more on new scans; "
-            "rdanet-gan calibrate --max-false-alarms F chooses another trade"
+            f"it reports no lesion on some of them, and may miss many more on new scans; {advice}"
         )
 
     def validation_dice(self) -> dict[str, float]:

@@ -35,6 +35,26 @@ def build_segmenter(config: TrainConfig, pretrained: bool = True) -> keras.Model
     return build_model(segmenter_name(config.model), **options)
 
 
+def initial_segmenter(config: TrainConfig) -> keras.Model:
+    """The segmenter of ``config`` with the weights of ``config.init_weights`` if given, else its own.
+
+    The weights do not depend on the input size, so a network trained at 128×128 can go on at 256×256.
+    """
+    segmenter = build_segmenter(config, pretrained=not config.init_weights)
+    if config.init_weights:
+        initial = load_segmenter(config.init_weights)
+        try:
+            segmenter.set_weights(initial.get_weights())
+        except ValueError:
+            raise DataError(
+                config.init_weights,
+                f"its {initial.name} network does not fit this {segmenter.name} ({segmenter.count_params():,} "
+                f"parameters against {initial.count_params():,}); pass the --model, --base-width and --encoder it was "
+                "trained with",
+            ) from None
+    return segmenter
+
+
 def segmenter_optimizer(config: TrainConfig, steps_per_epoch: float) -> keras.optimizers.Optimizer:
     """Adam for the segmenter; with a pretrained encoder, Adam with the encoder's own rate scale."""
     rate = learning_rate(config, steps_per_epoch)
@@ -80,7 +100,7 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
     """The compiled model to ``fit``, and the segmenter inside it."""
     if config.model == "rdanet-gan":
         return build_gan(config, jit_compile, steps_per_epoch)
-    segmenter = build_segmenter(config)
+    segmenter = initial_segmenter(config)
     if not config.deep_supervision:
         segmenter.compile(
             optimizer=segmenter_optimizer(config, steps_per_epoch),
@@ -101,18 +121,8 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
 
 
 def build_gan(config: TrainConfig, jit_compile: bool, steps_per_epoch: int = 1) -> tuple[RDANetGAN, keras.Model]:
-    """RDA-NET-GAN compiled with its two optimizers, and its generator (from ``init_generator`` if given)."""
-    generator = build_segmenter(config)
-    if config.init_generator:
-        initial = load_segmenter(config.init_generator)
-        try:
-            generator.set_weights(initial.get_weights())
-        except ValueError:
-            raise DataError(
-                config.init_generator,
-                f"its {initial.name} network does not fit this generator ({generator.count_params():,} parameters "
-                f"against {initial.count_params():,}); pass the --base-width and --image-size it was trained with",
-            ) from None
+    """RDA-NET-GAN compiled with its two optimizers, and its generator (from ``init_weights`` if given)."""
+    generator = initial_segmenter(config)
     gan = RDANetGAN(generator, build_critic(config), schedule=config.schedule, n_critic=config.n_critic, seed=config.seed)
     critic_steps, generator_steps = player_steps(config, steps_per_epoch)
     gan.compile(

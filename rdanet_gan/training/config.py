@@ -163,8 +163,12 @@ class TrainConfig:
         metavar="F",
         commands=("train",),
     )
-    init_generator: str | None = option(
-        None, f"{GAN}: start the generator from this RDAU-Net .keras file", commands=("train",)
+    init_weights: str | None = option(
+        None,
+        "start the network (RDA-NET-GAN: its generator) from the weights of this .keras file of the same network and "
+        "width, e.g. to fine-tune at a larger --image-size (default: the network's own initial weights)",
+        commands=("train",),
+        metavar="MODEL",
     )
     schedule: str = option(
         "epoch",
@@ -213,7 +217,7 @@ class TrainConfig:
         if self.norm and self.model == "segnet":
             raise ValueError("SegNet is defined with batch normalisation; norm applies to rdau-net and unet")
         if self.deep_supervision and self.model in ("rdanet-gan", "segnet"):
-            raise ValueError("deep_supervision applies to rdau-net and unet (the GAN inherits it through init_generator)")
+            raise ValueError("deep_supervision applies to rdau-net and unet (the GAN inherits it through init_weights)")
         self._check_encoder_options()
         if self.recipe is not None and self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
@@ -246,6 +250,8 @@ class TrainConfig:
         settings = json.loads(Path(path).read_text())["settings"]
         if "augment" in settings and "augmentation" not in settings:  # runs started before augmentation presets
             settings["augmentation"] = "standard" if settings["augment"] else "none"
+        if "init_generator" in settings:  # runs started before init_weights applied to every network
+            settings.setdefault("init_weights", settings["init_generator"])
         return cls(**{f.name: settings[f.name] for f in dataclasses.fields(cls) if f.name in settings})
 
 
