@@ -55,3 +55,48 @@ def test_members_must_be_segmenters_on_one_input_shape(members):
     critic = build_model("critic", input_shape=(SIZE, SIZE, 2), base_width=4)
     with pytest.raises(ValueError, match="no sigmoid output layer 'mask'"):
         build_ensemble([critic, members[0]])
+
+
+def test_the_ensemble_command_writes_a_model_that_predicts_like_the_ensemble(members, scans, tmp_path, capsys):
+    from rdanet_gan.cli import main
+
+    paths = [tmp_path / f"{member.name}.keras" for member in members]
+    for member, path in zip(members, paths, strict=True):
+        member.save(path)
+    out = tmp_path / "both.keras"
+    assert main(["ensemble", *map(str, paths), "--out", str(out)]) == 0
+    assert "ensemble of 2 models" in capsys.readouterr().out
+    expected = build_ensemble(members).predict(scans, verbose=0)
+    np.testing.assert_allclose(load_segmenter(out).predict(scans, verbose=0), expected, atol=1e-6)
+    assert main(["ensemble", *map(str, paths), "--out", str(out)]) == 2  # never replaced without --overwrite
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("one", "at least two models, got 1"),
+        ("not keras", "is written as a .keras file"),
+        ("member", "one of the members"),
+        ("litert", "first.tflite: a LiteRT export cannot be a member"),
+        ("sizes", f"wide.keras: takes ({2 * SIZE}, {2 * SIZE}) scans"),
+    ],
+)
+def test_the_ensemble_command_refuses_what_it_cannot_average(members, tmp_path, capsys, case, message):
+    from rdanet_gan.cli import main
+
+    first = tmp_path / "first.keras"
+    members[0].save(first)
+    build_model("unet", input_shape=(2 * SIZE, 2 * SIZE, 1), base_width=4).save(tmp_path / "wide.keras")
+    (tmp_path / "first.tflite").write_bytes(b"")
+    models, out = {
+        "one": ([first], tmp_path / "out.keras"),
+        "not keras": ([first, first], tmp_path / "out.h5"),
+        "member": ([first, first], first),
+        "litert": ([first, tmp_path / "first.tflite"], tmp_path / "out.keras"),
+        "sizes": ([first, tmp_path / "wide.keras"], tmp_path / "out.keras"),
+    }[case]
+    assert main(["ensemble", *map(str, models), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out.keras").exists()

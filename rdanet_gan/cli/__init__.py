@@ -1,5 +1,5 @@
-"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, calibrate, presence-head, segment, export and
-reproduce (:data:`COMMANDS`).
+"""The ``rdanet-gan`` command line: inspect, split, train, evaluate, calibrate, presence-head, segment, export,
+ensemble and reproduce (:data:`COMMANDS`).
 
 Every error the user can cause ends the command with one line on stderr and
 exit code 2; ``segment`` exits 3 when some inputs were processed and others
@@ -24,6 +24,7 @@ from rdanet_gan.cli.data_commands import inspect_command, split_command
 from rdanet_gan.cli.parser import EXIT_ERROR, build_parser
 from rdanet_gan.cli.prediction_commands import (
     calibrate_command,
+    ensemble_command,
     evaluate_command,
     export_command,
     presence_head_command,
@@ -42,6 +43,7 @@ COMMANDS = {
     "presence-head": presence_head_command,
     "segment": segment_command,
     "export": export_command,
+    "ensemble": ensemble_command,
     "reproduce": reproduce_command,
 }
 

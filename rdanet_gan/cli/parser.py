@@ -50,6 +50,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_presence_head(commands)
     _add_segment(commands)
     _add_export(commands)
+    _add_ensemble(commands)
     _add_reproduce(commands, command)
     return parser
 
@@ -225,6 +226,19 @@ def _add_export(commands) -> None:
     export.add_argument("--data", help="with --quantization int8: dataset folder whose training scans calibrate it")
     export.add_argument("--split", help="with --quantization int8: split file naming those training scans")
     export.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _add_ensemble(commands) -> None:
+    ensemble = commands.add_parser(
+        "ensemble",
+        help="average several segmenters into one .keras model",
+        description="Write one segmenter whose lesion probability is the sigmoid of the mean of its members' logits: "
+        "networks trained with other seeds, widths or encoders, on the same input size. It is used like any model; "
+        "choose its settings with rdanet-gan calibrate --model OUT.",
+    )
+    ensemble.add_argument("models", nargs="+", metavar="MODEL", help="member segmenters: .keras files or packed models (.npz)")
+    ensemble.add_argument("--out", required=True, help="the .keras file to write")
+    ensemble.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def _add_reproduce(commands, command: str | None) -> None:

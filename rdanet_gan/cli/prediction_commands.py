@@ -259,3 +259,37 @@ def export_command(args) -> int:
         f"largest probability difference from Keras {difference:.2g}{copied}"
     )
     return 0
+
+
+def ensemble_command(args) -> int:
+    from rdanet_gan.errors import DataError, RdanetError
+    from rdanet_gan.fileio import atomic_path, real_path
+    from rdanet_gan.inference.model_files import load_segmenter
+    from rdanet_gan.inference.settings import inference_file
+    from rdanet_gan.models import build_ensemble
+
+    paths, out = [Path(path) for path in args.models], Path(args.out)
+    if len(paths) < 2:
+        raise RdanetError(f"an ensemble needs at least two models, got {len(paths)}")
+    if out.suffix.lower() != ".keras":
+        raise RdanetError(f"--out {out}: an ensemble is written as a .keras file")
+    if real_path(out) in {real_path(path) for path in paths}:
+        raise RdanetError(f"--out {out}: one of the members; write the ensemble to another file")
+    for path in paths:
+        if path.suffix.lower() == ".tflite":
+            raise DataError(path, "a LiteRT export cannot be a member; give the .keras file it was exported from")
+    refuse_existing([out], args.overwrite)
+    members = [load_segmenter(path) for path in paths]
+    for path, member in zip(paths, members, strict=True):
+        if member.input_shape != members[0].input_shape:
+            raise DataError(path, f"takes {member.input_shape[1:3]} scans, {paths[0]} takes {members[0].input_shape[1:3]}")
+    ensemble = build_ensemble(members)
+    with atomic_path(out, args.overwrite) as tmp:
+        ensemble.save(tmp)
+    if inference_file(out).exists():
+        warnings.warn(f"{inference_file(out)} holds the settings of an earlier model: run calibrate --overwrite")
+    print(
+        f"{out}: ensemble of {len(members)} models, {ensemble.count_params():,} parameters; choose its settings with "
+        f"rdanet-gan calibrate --model {out}"
+    )
+    return 0
