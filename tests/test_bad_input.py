@@ -332,13 +332,13 @@ CASES = [
         "presence-head --model model.keras --data d --split split.json --out head.h5",
         ("model.keras",),
         2,
-        "--out head.h5: the model with its head is written as a .keras file",
+        "--out head.h5: the new model is written as a .keras file",
     ),
     Case(
         "presence-head --model model.keras --data d --split split.json --out model.keras --overwrite",
         ("model.keras",),
         2,
-        "--out model.keras: the model itself; write the model with its head to another file",
+        "--out model.keras: an input model; write the new model to another file",
     ),
     Case(
         "presence-head --model other.keras --data d --split split.json --out model.keras",

@@ -77,7 +77,7 @@ def test_the_ensemble_command_writes_a_model_that_predicts_like_the_ensemble(mem
     [
         ("one", "at least two models, got 1"),
         ("not keras", "is written as a .keras file"),
-        ("member", "one of the members"),
+        ("member", "an input model; write the new model to another file"),
         ("litert", "first.tflite: a LiteRT export cannot be a member"),
         ("sizes", f"wide.keras: takes ({2 * SIZE}, {2 * SIZE}) scans"),
     ],

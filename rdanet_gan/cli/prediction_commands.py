@@ -106,25 +106,15 @@ def calibrate_command(args) -> int:
 
 def presence_head_command(args) -> int:
     from rdanet_gan.data import prepare_data
-    from rdanet_gan.errors import RdanetError
-    from rdanet_gan.fileio import atomic_path, real_path
     from rdanet_gan.inference.model_files import load_segmenter
-    from rdanet_gan.inference.settings import inference_file
 
     model_path, out = Path(args.model), Path(args.out)
     check_numbers(vars(args))
-    if out.suffix.lower() != ".keras":
-        raise RdanetError(f"--out {out}: the model with its head is written as a .keras file")
-    if real_path(out) == real_path(model_path):
-        raise RdanetError(f"--out {out}: the model itself; write the model with its head to another file")
-    refuse_existing([out], args.overwrite)
+    _check_new_model_file(out, [model_path], args.overwrite)
     model = _rdau_net(load_segmenter(model_path), model_path)
     train = prepare_data(args.data, args.split, image_size=model.input_shape[1]).train
     headed, has_lesion, auc = _fit_head(model, train, args)
-    with atomic_path(out, args.overwrite) as tmp:
-        headed.save(tmp)
-    if inference_file(out).exists():
-        warnings.warn(f"{inference_file(out)} holds the settings of an earlier model: run calibrate --overwrite")
+    _save_new_model(headed, out, args.overwrite)
     print(
         f"{out}: presence head fitted on {len(has_lesion)} training scans ({int(has_lesion.sum())} with a lesion, "
         f"{int((~has_lesion).sum())} lesion-free), training AUC {auc:.3f}; choose its settings with "
@@ -263,33 +253,47 @@ def export_command(args) -> int:
 
 def ensemble_command(args) -> int:
     from rdanet_gan.errors import DataError, RdanetError
-    from rdanet_gan.fileio import atomic_path, real_path
     from rdanet_gan.inference.model_files import load_segmenter
-    from rdanet_gan.inference.settings import inference_file
     from rdanet_gan.models import build_ensemble
 
     paths, out = [Path(path) for path in args.models], Path(args.out)
     if len(paths) < 2:
         raise RdanetError(f"an ensemble needs at least two models, got {len(paths)}")
-    if out.suffix.lower() != ".keras":
-        raise RdanetError(f"--out {out}: an ensemble is written as a .keras file")
-    if real_path(out) in {real_path(path) for path in paths}:
-        raise RdanetError(f"--out {out}: one of the members; write the ensemble to another file")
     for path in paths:
         if path.suffix.lower() == ".tflite":
             raise DataError(path, "a LiteRT export cannot be a member; give the .keras file it was exported from")
-    refuse_existing([out], args.overwrite)
+    _check_new_model_file(out, paths, args.overwrite)
     members = [load_segmenter(path) for path in paths]
     for path, member in zip(paths, members, strict=True):
         if member.input_shape != members[0].input_shape:
             raise DataError(path, f"takes {member.input_shape[1:3]} scans, {paths[0]} takes {members[0].input_shape[1:3]}")
     ensemble = build_ensemble(members)
-    with atomic_path(out, args.overwrite) as tmp:
-        ensemble.save(tmp)
-    if inference_file(out).exists():
-        warnings.warn(f"{inference_file(out)} holds the settings of an earlier model: run calibrate --overwrite")
+    _save_new_model(ensemble, out, args.overwrite)
     print(
         f"{out}: ensemble of {len(members)} models, {ensemble.count_params():,} parameters; choose its settings with "
         f"rdanet-gan calibrate --model {out}"
     )
     return 0
+
+
+def _check_new_model_file(out: Path, inputs: Sequence[Path], overwrite: bool) -> None:
+    """Refuse, before any work, an ``--out`` model file that is not ``.keras``, is one of ``inputs``, or exists."""
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.fileio import real_path
+
+    if out.suffix.lower() != ".keras":
+        raise RdanetError(f"--out {out}: the new model is written as a .keras file")
+    if real_path(out) in {real_path(path) for path in inputs}:
+        raise RdanetError(f"--out {out}: an input model; write the new model to another file")
+    refuse_existing([out], overwrite)
+
+
+def _save_new_model(model, out: Path, overwrite: bool) -> None:
+    """Write ``model`` to ``out`` atomically; warn when settings chosen for an earlier model lie beside it."""
+    from rdanet_gan.fileio import atomic_path
+    from rdanet_gan.inference.settings import inference_file
+
+    with atomic_path(out, overwrite) as tmp:
+        model.save(tmp)
+    if inference_file(out).exists():
+        warnings.warn(f"{inference_file(out)} holds the settings of an earlier model: run calibrate --overwrite")
