@@ -281,6 +281,24 @@ def test_prediction_speed_times_both_batch_sizes_and_reports_ratios_to_keras():
     assert "| tiny | litert int8 | 25.0 (×2.50) | 40.0 / 50.0 (×0.40) | 1.5 | 0.3 | 0.7000 |" in table
 
 
+def test_int8_sensitivity_ranks_tensors_and_keeps_the_worst_in_float(tmp_path):
+    from rdanet_gan.inference.litert import LiteRTSegmenter, export_litert
+
+    spec = importlib.util.spec_from_file_location("int8_sensitivity", BENCHMARKS / "int8_sensitivity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = build_model("unet", input_shape=(32, 32, 1), base_width=4)
+    scans = np.random.default_rng(0).random((8, 32, 32, 1), dtype=np.float32)
+    ranking = module.ranked_tensors(model, scans)
+    errors = [row["error_steps"] for row in ranking]
+    assert len(ranking) > 5 and errors == sorted(errors, reverse=True) and errors[0] > 0
+    mixed = module.selective_export(model, scans, [row["tensor"] for row in ranking[:3]], tmp_path / "mixed.tflite")
+    full = export_litert(model, tmp_path / "int8.tflite", "int8", calibration=scans)
+    assert mixed.stat().st_size > full.stat().st_size  # float weights where int8 ones were
+    reference = model.predict_on_batch(scans)
+    assert np.abs(LiteRTSegmenter(mixed)(scans) - reference).max() < 0.1
+
+
 @pytest.fixture
 def campaign():
     spec = importlib.util.spec_from_file_location("campaign", BENCHMARKS / "campaign.py")

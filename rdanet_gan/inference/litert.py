@@ -9,10 +9,12 @@ A ``.tflite`` file is a flat buffer of operators and weights: loading it runs no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,24 @@ def export_litert(
     """Write ``model`` (a segmenter ending in the sigmoid layer ``mask``) as a LiteRT file.
 
     ``calibration`` (training scans, ``(N, H, W, 1)`` in [0, 1]) sets the int8 ranges, and ``int8`` needs it.
+    """
+    with litert_converter(model, quantization, calibration) as converter:
+        try:
+            with stderr_silenced():
+                flat = converter.convert()
+        except Exception as error:  # noqa: BLE001 - the converter's errors are pages of MLIR; the user needs one line
+            missing = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(error))))
+            reason = f"no LiteRT kernel for {', '.join(missing)}" if missing else str(error).splitlines()[0]
+            raise ModelFileError(model.name, f"LiteRT cannot convert this network ({reason})") from None
+    with atomic_path(path, overwrite) as tmp:
+        tmp.write_bytes(flat)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def litert_converter(model: Any, quantization: str = "float32", calibration: np.ndarray | None = None) -> Iterator[Any]:
+    """The ``tf.lite.TFLiteConverter`` of ``model``'s logits, set for ``quantization``, valid inside the block.
+
     Goes through a SavedModel: converting a Keras 3 model from concrete functions gave NaN outputs, silently.
     """
     import keras
@@ -65,16 +85,7 @@ def export_litert(
         if quantization == "int8":  # one scan at a time
             scans = calibration[:CALIBRATION_SCANS]
             converter.representative_dataset = lambda: ([np.asarray(scan, np.float32)[None]] for scan in scans)
-        try:
-            with stderr_silenced():
-                flat = converter.convert()
-        except Exception as error:  # noqa: BLE001 - the converter's errors are pages of MLIR; the user needs one line
-            missing = sorted(set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", str(error))))
-            reason = f"no LiteRT kernel for {', '.join(missing)}" if missing else str(error).splitlines()[0]
-            raise ModelFileError(model.name, f"LiteRT cannot convert this network ({reason})") from None
-    with atomic_path(path, overwrite) as tmp:
-        tmp.write_bytes(flat)
-    return Path(path)
+        yield converter
 
 
 class LiteRTSegmenter:
