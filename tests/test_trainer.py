@@ -147,6 +147,16 @@ def test_a_generator_start_of_another_width_names_the_file(tmp_path, phantoms):
         train(tiny(epochs=1, init_weights=str(other)), tmp_path / "gan", data=phantoms, verbose=0)
 
 
+def test_a_run_resumes_after_its_starting_file_is_gone(tmp_path, phantoms):
+    start = tmp_path / "start.keras"
+    build_segmenter(tiny("unet")).save(start)
+    config = tiny("unet", epochs=1, init_weights=str(start))
+    train(config, tmp_path / "run", data=phantoms, verbose=0)
+    start.unlink()  # moved or deleted once the run began: the backup holds everything a resume needs
+    result = train(dataclasses.replace(config, epochs=2), tmp_path / "run", resume=True, data=phantoms, verbose=0)
+    assert [row["epoch"] for row in result.history] == [1, 2]
+
+
 def test_each_gan_player_decays_its_rate_over_its_own_steps():
     assert player_steps(tiny(schedule="epoch"), 12) == (12.0, 12.0)  # sigma critic, then sigma generator steps
     assert player_steps(tiny(schedule="interleaved", n_critic=5), 12) == (10.0, 2.0)

@@ -26,6 +26,7 @@ their inference settings, and report (the figures: Matplotlib loads there only).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,8 +156,11 @@ def _build(
         data.train.images, data.train.masks, config.batch_size, training=True, augmentation=augmentation, seed=config.seed, epoch=epoch
     )
     val_ds = make_dataset(data.validation.images, data.validation.masks, config.batch_size)
+    # A run with a backup resumes from it, so its starting file (init_weights) is neither read nor needed.
+    resuming = (run_dir / "backup").is_dir() and any((run_dir / "backup").iterdir())
+    start = dataclasses.replace(config, init_weights=None) if resuming else config
     with strategy.scope():
-        model, segmenter = build_trainable(config, jit_compile, steps_per_epoch=int(train_ds.cardinality()))
+        model, segmenter = build_trainable(start, jit_compile, steps_per_epoch=int(train_ds.cardinality()))
     if isinstance(model, DeeplySupervised):  # every output learns the mask
         train_ds, val_ds = model.targets(train_ds), model.targets(val_ds)
     write_config(run_dir, config, policy, bool(model.jit_compile))  # what Keras accepted, not only what was asked
