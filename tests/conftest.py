@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,15 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Test workers run side by side (pytest-xdist): none may take a whole GPU's memory.
 os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
+
+@pytest.fixture(autouse=True)
+def float32_after_each_test():
+    """Reset Keras's global precision policy, so that a test that trains in mixed precision (as the
+    throughput benchmark does) leaves no bfloat16 layers to the next test of its worker."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")
 
 
 @pytest.fixture(scope="session")

@@ -157,6 +157,11 @@ def test_a_run_resumes_after_its_starting_file_is_gone(tmp_path, phantoms):
     assert [row["epoch"] for row in result.history] == [1, 2]
 
 
+def test_training_in_mixed_precision_gives_the_caller_back_its_policy(tmp_path, phantoms):
+    train(tiny("unet", epochs=1, precision="mixed_bfloat16"), tmp_path / "run", data=phantoms, verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"  # a model built next is float32 again
+
+
 def test_each_gan_player_decays_its_rate_over_its_own_steps():
     assert player_steps(tiny(schedule="epoch"), 12) == (12.0, 12.0)  # sigma critic, then sigma generator steps
     assert player_steps(tiny(schedule="interleaved", n_critic=5), 12) == (10.0, 2.0)

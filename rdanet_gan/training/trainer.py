@@ -106,13 +106,17 @@ def train(
     """
     run_dir = Path(run_dir)
     config = prepare_run_dir(run_dir, config, resume)
-    policy, jit_compile = _set_numerics(config)
-    data = _load_data(config, run_dir / "split.json", data, verbose)
-    model, segmenter, datasets = _build(config, run_dir, data, strategy or tf.distribute.get_strategy(), policy, jit_compile)
-    logger, seconds = _fit(config, run_dir, model, segmenter, datasets, verbose, callbacks)
-    checkpoints = _finalise_checkpoints(config, run_dir, model, segmenter, data.train)
-    _write_summary(config, run_dir, checkpoints, data.validation, logger.rows, seconds)
-    calibrations = _calibrate(config, run_dir, checkpoints, data.validation)
+    caller_policy = keras.mixed_precision.global_policy()
+    try:  # the run's precision is global in Keras: the caller's comes back afterwards
+        policy, jit_compile = _set_numerics(config)
+        data = _load_data(config, run_dir / "split.json", data, verbose)
+        model, segmenter, datasets = _build(config, run_dir, data, strategy or tf.distribute.get_strategy(), policy, jit_compile)
+        logger, seconds = _fit(config, run_dir, model, segmenter, datasets, verbose, callbacks)
+        checkpoints = _finalise_checkpoints(config, run_dir, model, segmenter, data.train)
+        _write_summary(config, run_dir, checkpoints, data.validation, logger.rows, seconds)
+        calibrations = _calibrate(config, run_dir, checkpoints, data.validation)
+    finally:
+        keras.mixed_precision.set_global_policy(caller_policy)
     _report(run_dir, calibrations)
     history = logger.rows
     return TrainResult(run_dir, [history[e] for e in sorted(history)], run_dir / "final.keras", run_dir / "best.keras")
