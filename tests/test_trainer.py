@@ -208,6 +208,7 @@ def test_recipes_set_options_and_explicit_options_win():
         ({"model": "unet", "image_size": 40}, "unet: input height and width must be multiples of 16"),
         ({"model": "rdanet-gan", "image_size": 48}, "rdau-net: .*multiples of 32"),
         ({"model": "unet", "max_false_alarms": 1.0}, "max_false_alarms must be at least 0 and below 1"),
+        ({"model": "unet", "init_weights": "best.tflite"}, "best.tflite: a LiteRT export holds no trainable weights"),
     ],
 )
 def test_settings_that_do_not_apply_are_refused(overrides, message):

@@ -219,11 +219,17 @@ class TrainConfig:
         if self.deep_supervision and self.model in ("rdanet-gan", "segnet"):
             raise ValueError("deep_supervision applies to rdau-net and unet (the GAN inherits it through init_weights)")
         self._check_encoder_options()
+        self._check_init_weights()
         if self.recipe is not None and self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if self.max_false_alarms is not None and not 0.0 <= self.max_false_alarms < 1.0:
             raise ValueError(f"max_false_alarms must be at least 0 and below 1, got {self.max_false_alarms}")
         Augmentation.parse(self.augmentation)
+
+    def _check_init_weights(self) -> None:
+        """Refuse, before any scan is read, a starting file that cannot hold weights to start from."""
+        if self.init_weights and Path(self.init_weights).suffix.lower() == ".tflite":
+            raise ValueError(f"{self.init_weights}: a LiteRT export holds no trainable weights; start from its .keras file")
 
     def _check_encoder_options(self) -> None:
         """Refuse a pretrained encoder the model cannot take, and encoder settings out of range."""
