@@ -103,6 +103,8 @@ VARIANTS = {
     # The second pretrained encoder: an ImageNet EfficientNet-Lite0 (depthwise too, so also without XLA).
     "efficientnet-lite0": EFFICIENTNET,
     "gan-efficientnet-lite0": ["--model", "rdanet-gan", "--init-weights", "{efficientnet-lite0}", *EFFICIENTNET],
+    # A heavy encoder: HED's VGG16 (ImageNet VGG16 fine-tuned for edges; needs the vgg16 extra).
+    "vgg16-hed": ["--encoder", "vgg16_hed"],
 }
 """Variant name -> the ``rdanet-gan train`` options that set it apart from ``standard``
 (``{NAME}`` stands for variant NAME's best checkpoint)."""

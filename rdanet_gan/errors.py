@@ -37,3 +37,7 @@ class OutputExistsError(RdanetError):
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         super().__init__(f"{self.path}: already exists (use --overwrite to replace it)")
+
+
+class MissingExtraError(RdanetError, ImportError):
+    """An optional dependency is not installed: the message says which extra to install."""

@@ -17,7 +17,7 @@ NORMS = ("batch", "group", "instance", "none")
 """Normalisations a segmentation network accepts."""
 GAN_SCHEDULES = ("epoch", "interleaved")
 """How RDA-NET-GAN alternates its players: Algorithm 1's epochs, or ``n_critic`` critic steps per generator step."""
-ENCODERS = ("mobilenet_v2", "efficientnet_lite0")
+ENCODERS = ("mobilenet_v2", "efficientnet_lite0", "vgg16_hed")
 """Pretrained encoders that can replace RDAU-Net's ``enc2`` … ``enc6``."""
 ENCODER_WEIGHTS = ("imagenet", None)
 """A pretrained encoder's initial weights: ImageNet's, or None (random)."""

@@ -14,8 +14,9 @@ KerasHub backbones expose ``pyramid_outputs``), e.g. for deep supervision.
 
 With ``encoder="mobilenet_v2"`` or ``encoder="efficientnet_lite0"`` an
 ImageNet-pretrained MobileNetV2 or EfficientNet-Lite0 replaces ``enc2`` …
-``enc6`` (its feature maps at strides 2 to 32); ``enc1``, the dilated module
-and the attention decoder stay as they are.
+``enc6`` (its feature maps at strides 2 to 32), with ``encoder="vgg16_hed"``
+HED's VGG16 (ImageNet VGG16 fine-tuned for edges); ``enc1``, the dilated
+module and the attention decoder stay as they are.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from rdanet_gan.models import efficientnet_lite0, mobilenet_v2
+from rdanet_gan.models import efficientnet_lite0, mobilenet_v2, vgg16_hed
 from rdanet_gan.models.blocks import (
     BN_MOMENTUM,
     attention_gate,
@@ -43,6 +44,7 @@ ENCODER_MULTIPLIERS = (1, 2, 4, 8, 16, 16)
 ENCODER_TRUNKS = {
     "mobilenet_v2": (mobilenet_v2.mobilenet_v2_features, mobilenet_v2.load_imagenet_weights),
     "efficientnet_lite0": (efficientnet_lite0.efficientnet_lite0_features, efficientnet_lite0.load_imagenet_weights),
+    "vgg16_hed": (vgg16_hed.vgg16_hed_features, vgg16_hed.load_imagenet_weights),
 }
 """Encoder name (``ENCODERS``) → (its feature maps by stride and weight sources, its ImageNet weight loader)."""
 
@@ -78,7 +80,9 @@ def build_rdau_net(
             ``ENCODERS``: a pretrained network whose feature maps at strides 2
             to 32 replace ``enc2`` … ``enc6`` (its layers are named
             ``encoder_*``; ``norm`` applies to the rest).
-        encoder_weights: ``"imagenet"`` or ``None`` (random initialisation).
+        encoder_weights: ``"imagenet"`` (the encoder's pretrained weights; for
+            ``vgg16_hed`` HED's, which start from ImageNet's) or ``None`` (random
+            initialisation).
         name: model name.
 
     The output layer ``mask`` is a float32 sigmoid even under a mixed-precision

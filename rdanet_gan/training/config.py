@@ -238,6 +238,10 @@ class TrainConfig:
                 raise ValueError(f"encoder applies to rdau-net and rdanet-gan (their generator), not {self.model}")
             if self.encoder not in ENCODERS:
                 raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+            if self.encoder == "vgg16_hed" and self.encoder_weights == "imagenet":
+                from rdanet_gan.models.vgg16_hed import weights_path
+
+                weights_path()  # a missing weights package is said before any scan is read
         if self.encoder_weights not in ENCODER_WEIGHTS:
             raise ValueError(f"encoder_weights must be 'imagenet' or None, got {self.encoder_weights!r}")
         if self.encoder_lr_scale < 0 or self.freeze_encoder_epochs < 0:
