@@ -336,3 +336,22 @@ def test_campaign_collect_commits_finished_stages_and_rewrites_table1(tmp_path, 
     assert sorted(path.name for path in (committed / "unet").iterdir()) == ["evaluation.json", "log.csv"]
     table = (committed / "table1.md").read_text()
     assert "| U-Net | ours | 4 |" in table and "RDA-NET-GAN minus U-Net" in table and "SegNet | ours" not in table
+
+
+def test_prediction_profile_cuts_the_model_after_each_stage_and_differences_their_times():
+    sys.path.insert(0, str(BENCHMARKS))  # it imports its sibling prediction_speed
+    spec = importlib.util.spec_from_file_location("prediction_profile", BENCHMARKS / "prediction_profile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = build_model("rdau-net", input_shape=(32, 32, 1), base_width=4, encoder="mobilenet_v2", encoder_weights=None)
+    cuts = [module.cut(model, stage, layer) for stage, layer in module.CUTS.items()]
+    assert all(part.layers[-1].name == "mask" and part.output_shape[-1] == 1 for part in cuts)  # each exports alike
+    flops = [count_flops(part) for part in cuts]
+    assert flops == sorted(flops) and flops[-1] < count_flops(model) + 2 * 8 * 32 * 32  # growing, up to the model
+    stages = {"a": {"seconds_per_batch": 0.1, "gflops_per_image": 0.002}, "b": {"seconds_per_batch": 0.3, "gflops_per_image": 0.001}}
+    rows = {"images_per_second": 100.0, "gflop_per_second": 1.0}
+    report = {"probe": {"gflops_per_image": 1.0, "litert float32": rows}, "stages": stages, "date": "today", "command": "c"}
+    report |= {"default": {"gflops_per_image": 0.003, "keras float32": rows}, "machine": {"cpu": "cpu", "cores": 2}}
+    report["float32_ceiling_images_per_second"] = 333.0
+    table = module.markdown(report)
+    assert "| a | 100.0 | 25% | 67% | 0.6 |" in table and "×3.33 Keras float32" in table

@@ -133,6 +133,19 @@ def test_a_good_model_loads(good):
     assert model.input_shape == model.output_shape == (None, 16, 16, 1)
 
 
+def test_a_file_with_plain_dilated_convolutions_loads_with_dilated_conv2d(tmp_path):
+    from rdanet_gan.models.blocks import DilatedConv2D
+
+    image = keras.Input((16, 16, 1))
+    x = keras.layers.Conv2D(4, 3, dilation_rate=16, padding="same", name="r16")(image)
+    model = keras.Model(image, keras.layers.Activation("sigmoid", name="mask")(keras.layers.Conv2D(1, 1)(x)))
+    model.save(tmp_path / "old.keras")
+    loaded = load_segmenter(tmp_path / "old.keras")
+    assert type(loaded.get_layer("r16")) is DilatedConv2D
+    scans = np.random.default_rng(0).random((2, 16, 16, 1), dtype=np.float32)
+    np.testing.assert_allclose(loaded.predict(scans, verbose=0), model.predict(scans, verbose=0), atol=1e-6)
+
+
 # Shipped weights: checked against their manifest before they are loaded.
 
 

@@ -14,7 +14,14 @@ import tensorflow as tf
 from keras import layers
 
 from rdanet_gan.models import PoolingSwitches, build_model, count_flops
-from rdanet_gan.models.blocks import DilatedConv2D, SubsampledConv2D, attention_gate, dilated_module, normalize
+from rdanet_gan.models.blocks import (
+    DilatedConv2D,
+    SubsampledConv2D,
+    attention_gate,
+    dilated_module,
+    normalize,
+    with_dilated_conv2d,
+)
 
 SIZE = 32
 SEGMENTERS = ("rdau-net", "unet", "segnet")
@@ -171,6 +178,27 @@ def test_dilated_conv_skipping_padding_taps_matches_conv2d_in_outputs_and_gradie
         layers.Conv2D(6, 3, dilation_rate=rate, padding="same", activation="relu"),
         x,
     )
+
+
+def _plain_dilated_model() -> keras.Model:
+    """A model as files saved before ``DilatedConv2D`` hold it: plain dilated ``Conv2D`` layers, one nested."""
+    keras.utils.set_random_seed(0)
+    inner_input = keras.Input((4, 4, 8))
+    inner = keras.Model(inner_input, layers.Conv2D(8, 3, dilation_rate=8, padding="same", name="r8")(inner_input))
+    image = keras.Input((4, 4, 8))
+    x = layers.Conv2D(8, 3, dilation_rate=2, padding="same", activation="relu", name="r2")(image)
+    x = layers.Conv2D(8, 3, dilation_rate=4, padding="same", activation="relu", name="r4")(x)
+    return keras.Model(image, layers.Conv2D(8, 3, padding="same", name="plain")(inner(x)))
+
+
+def test_plain_dilated_convolutions_become_dilated_conv2d_with_the_same_outputs():
+    model = _plain_dilated_model()
+    faster = with_dilated_conv2d(model)
+    assert [type(faster.get_layer(name)) for name in ("r2", "r4", "plain")] == [DilatedConv2D, DilatedConv2D, layers.Conv2D]
+    assert type(faster.layers[-2].get_layer("r8")) is DilatedConv2D  # nested models too
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 8)).astype("float32")
+    np.testing.assert_allclose(np.asarray(faster(x)), np.asarray(model(x)), atol=1e-5)
+    assert with_dilated_conv2d(faster) is faster  # nothing left to change: the model itself
 
 
 def test_pooling_switches_mark_the_first_maximum_of_each_window_with_and_without_xla():

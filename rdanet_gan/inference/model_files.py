@@ -40,7 +40,8 @@ def sha256(path: str | Path) -> str:
 
 def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
     """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes), a packed ``.npz`` one,
-    or a ``.tflite`` export as a :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`. Every failure is one line naming the file:
+    or a ``.tflite`` export as a :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`. Dilated convolutions
+    come back as :class:`~rdanet_gan.models.blocks.DilatedConv2D` (same outputs, faster). Every failure is one line naming the file:
     missing, not an intact ``.keras`` archive, refused by safe mode, or not a segmenter (one-channel image
     in, one-channel mask of the same size out)."""
     path = Path(path)
@@ -49,6 +50,9 @@ def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
     if path.suffix.lower() == EXPORT_SUFFIX:
         return LiteRTSegmenter(path)
     model = _load_packed(path) if path.suffix.lower() == ".npz" else _load_keras(path)
+    from rdanet_gan.models.blocks import with_dilated_conv2d
+
+    model = with_dilated_conv2d(model)  # files saved before DilatedConv2D: the same function, faster
     inputs, outputs = model.input_shape, model.output_shape
     image = isinstance(inputs, tuple) and len(inputs) == 4 and all(isinstance(side, int) for side in inputs[1:])
     if not (image and inputs[3] == 1 and outputs == inputs):
