@@ -15,7 +15,10 @@ If every operation of the default model ran at the probe's float32 rate, it woul
 ``probe FLOP/s ÷ model FLOPs`` scans per second: the ceiling of a float32 export, and the stages far below
 the probe's rate are where a float export loses its time.
 
-    python benchmarks/prediction_profile.py [--steps 10] [--name prediction-profile]
+    python benchmarks/prediction_profile.py [--steps 10] [--name prediction-profile] [--as-saved]
+
+``--as-saved`` loads the default model as its file holds it (``keras.models.load_model``), with the plain dilated
+``Conv2D`` layers it was saved with, instead of through ``load_segmenter`` (which makes them ``DilatedConv2D``).
 
 Writes ``benchmarks/results/NAME.{json,md}``. Stop other work on the machine while it runs: it is timing.
 """
@@ -36,7 +39,7 @@ from prediction_speed import timed  # a sibling script
 from rdanet_gan.data import make_phantoms
 from rdanet_gan.fileio import write_json, write_text
 from rdanet_gan.inference.litert import LiteRTSegmenter, export_litert
-from rdanet_gan.inference.model_files import DEFAULT_MODEL, load_shipped
+from rdanet_gan.inference.model_files import DEFAULT_MODEL, WEIGHTS_DIR, load_shipped
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.models.complexity import count_flops
 
@@ -149,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="timed batch-32 batches (and 8x as many single scans)")
     parser.add_argument("--name", default="prediction-profile", help="results file name (without suffix)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
+    parser.add_argument("--as-saved", action="store_true", help="the default model's layers as saved, no DilatedConv2D")
     args = parser.parse_args(argv)
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": describe_machine()}
     report["command"] = " ".join(["python benchmarks/prediction_profile.py", *(argv if argv is not None else sys.argv[1:])])
@@ -157,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         probe_scans = calibration[:, : PROBE_SIZE, : PROBE_SIZE]
         report["probe"] = measure(probe_model(), probe_scans, Path(folder), args.steps, keras_too=False)
         default = load_shipped(DEFAULT_MODEL)
+        if args.as_saved:
+            import keras
+
+            default = keras.models.load_model(WEIGHTS_DIR / DEFAULT_MODEL, compile=False)  # checked by load_shipped
         report["default"] = measure(default, calibration, Path(folder), args.steps, keras_too=True)
         report["stages"] = stage_times(default, Path(folder), args.steps)
     report["float32_ceiling_images_per_second"] = (
