@@ -368,6 +368,8 @@ def test_train_and_calibrate_choose_a_presence_level_on_lesion_free_validation_s
     assert code == 2 and "a shipped model" in err
     code, _, err = run([*calibrate, "--max-false-alarms", "1.5", "--overwrite"], capsys)
     assert code == 2 and "--max-false-alarms 1.5: must be at least 0 and below 1" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(["evaluate", *calibrate[1:], "--subset", "validation"], capsys)  # 2 lesion + 2 lesion-free scans
+    assert code == 0 and "of 2 lesion-free scans" in out and "the 2 scans with a lesion alone: pooled Dice" in out
     for split_file, value, why in ((split, "1.5", "must be at least 0 and below 1"), (lesions_only, "0.1", "needs lesion-free validation scans")):
         code, _, err = run([*argv[:6], str(split_file), *TINY, "--out", str(tmp_path / f"run-{value}"), "--max-false-alarms", value], capsys)
         assert code == 2 and why in err and len(err.strip().splitlines()) == 1

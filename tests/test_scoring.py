@@ -18,7 +18,12 @@ from sklearn.metrics import f1_score
 from rdanet_gan.data import ArraySet
 from rdanet_gan.errors import DataError
 from rdanet_gan.evaluation import report
-from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, score_probability_maps
+from rdanet_gan.evaluation.evaluate import (
+    evaluate_model,
+    lesion_free_false_positives,
+    lesion_scan_scores,
+    score_probability_maps,
+)
 from rdanet_gan.evaluation.metrics import METRIC_NAMES
 from rdanet_gan.evaluation.scoring import Evaluation, score_predictions
 from rdanet_gan.inference.predict import predict_probabilities, resize_to
@@ -236,3 +241,16 @@ def test_lesion_free_scans_with_a_predicted_lesion_are_counted():
     spot[2, 2] = True
     evaluation = score_predictions([spot, empty, spot], [empty, empty, spot])  # two normal scans, one flagged
     assert lesion_free_false_positives(evaluation) == {"lesion_free_scans": 2, "with_predicted_lesion": 1, "fraction": 0.5}
+
+
+def test_lesion_scan_scores_leave_the_lesion_free_scans_out_and_match_pooling_the_lesion_scans_alone():
+    rng = np.random.default_rng(0)
+    truths = [rng.random((8, 8)) > 0.6 for _ in range(3)] + [np.zeros((8, 8), bool)] * 2
+    predictions = [rng.random((8, 8)) > 0.5 for _ in range(5)]  # false alarms on both lesion-free scans
+    lesions = lesion_scan_scores(score_predictions(predictions, truths))
+    alone = score_predictions(predictions[:3], truths[:3])
+    assert lesions["lesion_scans"] == 3
+    for name in ("dice", "precision", "sensitivity"):
+        assert lesions[name] == pytest.approx(alone.pooled[name])
+    assert lesions["dice_per_image"] == pytest.approx(np.mean([row["dice"] for row in alone.per_image]))
+    assert score_predictions(predictions, truths).pooled["precision"] < lesions["precision"]  # what mixing costs

@@ -30,7 +30,12 @@ def inference_settings(args, model_path: Path):
 def evaluate_command(args) -> int:
     from rdanet_gan.data import load_normal_scans, load_split, prepare_data
     from rdanet_gan.errors import DataError, RdanetError
-    from rdanet_gan.evaluation.evaluate import evaluate_model, lesion_free_false_positives, normal_scan_alarms
+    from rdanet_gan.evaluation.evaluate import (
+        evaluate_model,
+        lesion_free_false_positives,
+        lesion_scan_scores,
+        normal_scan_alarms,
+    )
     from rdanet_gan.evaluation.report import table1_markdown
     from rdanet_gan.fileio import write_json
     from rdanet_gan.inference.model_files import load_segmenter
@@ -55,6 +60,11 @@ def evaluate_command(args) -> int:
     normal = lesion_free_false_positives(evaluation)
     if normal["lesion_free_scans"]:
         print(f"lesion predicted on {normal['with_predicted_lesion']} of {normal['lesion_free_scans']} lesion-free scans")
+        lesions = lesion_scan_scores(evaluation)
+        print(
+            f"the {lesions['lesion_scans']} scans with a lesion alone: pooled Dice {lesions['dice']:.4f}, precision "
+            f"{lesions['precision']:.4f}, sensitivity {lesions['sensitivity']:.4f}, per-image Dice {lesions['dice_per_image']:.4f}"
+        )
     alarms = None
     if normal_scans is not None:
         alarms = normal_scan_alarms(model, normal_scans, settings)

@@ -75,6 +75,30 @@ def lesion_free_false_positives(evaluation: Evaluation) -> dict[str, float | int
     return {"lesion_free_scans": len(normal), "with_predicted_lesion": flagged, "fraction": flagged / len(normal) if normal else float("nan")}
 
 
+def lesion_scan_scores(evaluation: Evaluation) -> dict[str, float | int]:
+    """Pooled Dice, precision and sensitivity, and mean per-image Dice, over the scans with a lesion only.
+
+    For a subset that mixes in lesion-free scans (a split from ``split --validation-normal``): their false
+    pixels otherwise enter the pooled scores. A row's true positives are recovered from its Dice, true and
+    predicted pixel counts (``Dice · (true + predicted) / 2``). NaN where a denominator is zero.
+    """
+    rows = [row for row in evaluation.per_image if row["true_pixels"] > 0]
+    true = sum(row["true_pixels"] for row in rows)
+    predicted = sum(row["pred_pixels"] for row in rows)
+    hits = sum(row["dice"] * (row["true_pixels"] + row["pred_pixels"]) / 2 for row in rows)
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else float("nan")
+
+    return {
+        "lesion_scans": len(rows),
+        "dice": ratio(2 * hits, true + predicted),
+        "precision": ratio(hits, predicted),
+        "sensitivity": ratio(hits, true),
+        "dice_per_image": ratio(sum(row["dice"] for row in rows), len(rows)),
+    }
+
+
 def normal_scan_alarms(
     model: keras.Model, scans: ArraySet, settings: InferenceSettings | None = None, batch_size: int = 32
 ) -> dict[str, float | int]:
