@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(measure(**json.loads(args.worker))))
         return 0
-    from rdanet_gan.fileio import write_json, write_text
+    from rdanet_gan.fileio import write_report
     from rdanet_gan.machine import describe_machine
 
     machine = describe_machine()
@@ -139,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             row[label] = json.loads(result.stdout.strip().splitlines()[-1])
             print(row["setting"], label, row[label], flush=True)
         report["rows"].append(row)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{args.name}.json", report)
-    write_text(args.out / f"{args.name}.md", markdown(report))
-    print(markdown(report))
+    write_report(args.out, args.name, report, markdown(report))
     return 0
 
 

@@ -27,7 +27,7 @@ from prediction_speed import timed  # a sibling script
 
 from rdanet_gan.data import load_split, prepare_data
 from rdanet_gan.evaluation.evaluate import evaluate_model
-from rdanet_gan.fileio import portable, write_json, write_text
+from rdanet_gan.fileio import portable, write_report
 from rdanet_gan.inference.litert import CALIBRATION_SCANS, LiteRTSegmenter, litert_converter
 from rdanet_gan.inference.model_files import DEFAULT_MODEL, WEIGHTS_DIR, load_shipped
 from rdanet_gan.inference.settings import InferenceSettings, read_inference
@@ -135,9 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 "megabytes": path.stat().st_size / 1e6,
             }
             print(count, report["rows"][count], flush=True)
-    write_json(args.out / f"{args.name}.json", report)
-    write_text(args.out / f"{args.name}.md", markdown(report))
-    print(markdown(report))
+    write_report(args.out, args.name, report, markdown(report))
     return 0
 
 

@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from prediction_speed import timed  # a sibling script
 
 from rdanet_gan.data import make_phantoms
-from rdanet_gan.fileio import write_json, write_text
+from rdanet_gan.fileio import write_report
 from rdanet_gan.inference.litert import LiteRTSegmenter, export_litert
 from rdanet_gan.inference.model_files import DEFAULT_MODEL, WEIGHTS_DIR, load_shipped
 from rdanet_gan.machine import describe_machine
@@ -170,10 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     report["float32_ceiling_images_per_second"] = (
         report["probe"]["litert float32"]["gflop_per_second"] / report["default"]["gflops_per_image"]
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / f"{args.name}.json", report)
-    write_text(args.out / f"{args.name}.md", markdown(report))
-    print(markdown(report))
+    write_report(args.out, args.name, report, markdown(report))
     return 0
 
 

@@ -63,6 +63,15 @@ def write_json(path: str | os.PathLike, data: Any, overwrite: bool = True) -> No
     write_text(path, json.dumps(nan_to_none(data), indent=2, sort_keys=False, allow_nan=False) + "\n", overwrite)
 
 
+def write_report(folder: str | os.PathLike, name: str, report: Any, text: str) -> None:
+    """A benchmark's results: ``report`` as ``folder/name.json`` and its Markdown ``text`` as ``folder/name.md``
+    (the folder made if need be), and the text printed."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    write_json(Path(folder) / f"{name}.json", report)
+    write_text(Path(folder) / f"{name}.md", text)
+    print(text)
+
+
 def portable(value: Any, data: str | os.PathLike | None = None) -> Any:
     """``value`` (a string, or nested dicts and lists of them) without this machine's absolute paths.
 
