@@ -20,7 +20,8 @@ GAN_SCHEDULES = ("epoch", "interleaved")
 ENCODERS = ("mobilenet_v2", "efficientnet_lite0", "vgg16_hed")
 """Pretrained encoders that can replace RDAU-Net's ``enc2`` … ``enc6``."""
 ENCODER_WEIGHTS = ("imagenet", None)
-"""A pretrained encoder's initial weights: ImageNet's, or None (random)."""
+"""A pretrained encoder's initial weights: its pretrained ones (ImageNet's; for ``vgg16_hed`` HED's, which
+start from ImageNet's), or None (random)."""
 AUGMENTATION_PRESETS = {
     "none": "none",
     "paper": "flip",
