@@ -1,4 +1,5 @@
-"""Parameter counts and forward GFLOPs of the four networks at the paper's setting.
+"""Parameter counts and forward GFLOPs of the four networks at the paper's setting, and of RDAU-Net on each
+pretrained encoder at the default model's width (8).
 
 Prints a Markdown table (the one in the README) and, with ``--json PATH``,
 writes the same numbers as JSON. Building the networks is enough: nothing runs.
@@ -16,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from rdanet_gan.fileio import write_json
 from rdanet_gan.models import build_model, count_flops
+from rdanet_gan.options import ENCODERS
 
 PAPER_SETTINGS = {
     "rdau-net": {"input_shape": (128, 128, 1), "base_width": 32},
@@ -23,13 +25,18 @@ PAPER_SETTINGS = {
     "segnet": {"input_shape": (128, 128, 1), "base_width": 64},
     "critic": {"input_shape": (128, 128, 2), "base_width": 32},
 }
+ENCODER_SETTINGS = {
+    f"rdau-net + {encoder}": {"input_shape": (128, 128, 1), "base_width": 8, "encoder": encoder, "encoder_weights": None}
+    for encoder in ENCODERS
+}
+"""The pretrained-encoder generators as the default model is built (counts do not depend on the weights)."""
 
 
 def model_stats() -> list[dict]:
     """One row per network: name, input shape, base width, parameters and GFLOPs per image."""
     rows = []
-    for name, options in PAPER_SETTINGS.items():
-        model = build_model(name, **options)
+    for name, options in {**PAPER_SETTINGS, **ENCODER_SETTINGS}.items():
+        model = build_model(name.split(" + ")[0], **options)
         trainable = sum(math.prod(weight.shape) for weight in model.trainable_weights)
         rows.append({
             "model": name,
