@@ -6,7 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from rdanet_gan.evaluation.calibration import Calibration, choose_presence, choose_threshold, score_presence
+from rdanet_gan.evaluation.calibration import (
+    DEFAULT_MAX_FALSE_ALARMS,
+    Calibration,
+    choose_presence,
+    choose_threshold,
+    score_presence,
+)
 from rdanet_gan.inference.settings import InferenceSettings
 
 
@@ -30,7 +36,7 @@ def _presence_scores(scans, settings: InferenceSettings | None = None):
     return score_presence([p for p, _ in scans], [t for _, t in scans], settings or InferenceSettings())
 
 
-def test_presence_level_trades_lesions_missed_against_false_alarms_on_per_image_dice():
+def test_presence_level_trades_lesions_missed_against_false_alarms():
     # Two confident lesions, one hesitant lesion (peak 0.7) and three hesitant false alarms (peak 0.75):
     # dropping the scans under 0.8 loses one lesion and clears three lesion-free scans.
     scans = [_scan(0.99), _scan(0.97), _scan(0.7), *[_scan(0.75, lesion=False)] * 3]
@@ -38,7 +44,7 @@ def test_presence_level_trades_lesions_missed_against_false_alarms_on_per_image_
     assert choose_presence(scores) == 0.8 and scores[0.0].dice_per_image == 3 / 6 and scores[0.8].dice_per_image == 5 / 6
     assert scores[0.0][1:] == (1.0, 1.0) and scores[0.8][1:] == (2 / 3, 0.0)  # lesion Dice, lesion-free flagged
     assert min(scores) == 0.0 and all(level > 0.5 for level in scores if level)  # none, or above the threshold
-    # Without lesion-free scans no level helps, and the tie goes to none.
+    # Without lesion-free scans there are no false alarms to count: no level.
     assert choose_presence(_presence_scores(scans[:3])) == 0.0
     # Levels at or under the threshold change nothing and are not tried.
     assert all(level == 0.0 or level > 0.7 for level in _presence_scores(scans[:1], InferenceSettings(0.7)))
@@ -52,12 +58,11 @@ def test_a_presence_level_that_costs_the_validation_lesions_is_warned_of():
     def calibration(level: float, max_false_alarms: float | None = None) -> Calibration:
         return Calibration("plain", InferenceSettings(presence=level), {}, scores, len(scans), 3, max_false_alarms)
 
-    assert "from 1.000 to 0.667" in calibration(0.8).presence_warning()
-    assert "calibrate --max-false-alarms F chooses" in calibration(0.8).presence_warning()
+    assert "from 1.000 to 0.667" in calibration(0.8, 0.2).presence_warning()
     assert calibration(0.8, 0.1).presence_warning().endswith("a --max-false-alarms above 0.1 keeps more lesions")
     assert calibration(0.0).presence_warning() is None  # no level, no cost
-    assert calibration(0.9).presence_warning() is not None
-    assert calibration(0.6).presence_warning() is None  # under every lesion's peak: it drops none
+    assert calibration(0.9, 0.2).presence_warning() is not None
+    assert calibration(0.6, 0.2).presence_warning() is None  # under every lesion's peak: it drops none
 
 
 def test_presence_levels_reach_past_0999_where_a_confident_network_saturates():
@@ -78,6 +83,7 @@ def test_a_false_alarm_target_chooses_the_lowest_level_that_meets_it():
     assert choose_presence(scores, max_false_alarms=0.25) == 0.9  # still keeps both lesions
     assert choose_presence(scores, max_false_alarms=0.0) == 0.98  # loses the lesion at 0.92
     assert choose_presence(scores, max_false_alarms=1.0) == 0.0
+    assert choose_presence(scores) == choose_presence(scores, DEFAULT_MAX_FALSE_ALARMS) == 0.98  # 20 %: 0.9 flags 25 %
     # A target no level meets: the level that flags fewest, the lowest of equals.
     stubborn = _presence_scores([_scan(0.99), _scan(0.9999995, lesion=False)])
     assert choose_presence(stubborn, max_false_alarms=0.0) == 0.0
@@ -101,8 +107,9 @@ def test_choose_inference_scores_settings_on_lesion_scans_and_presence_on_all():
         assert both.evaluations[name].pooled == alone.evaluations[name].pooled
     assert both.chosen == alone.chosen and alone.settings.presence == 0.0
     assert all(np.isnan(score.lesion_free_flagged) for score in alone.presence.values())
-    best = max(score.dice_per_image for score in both.presence.values())
-    assert both.presence[both.settings.presence].dice_per_image == best
+    assert alone.max_false_alarms is None and "no lesion-free validation scan" in alone.presence_rule()
+    assert both.max_false_alarms == DEFAULT_MAX_FALSE_ALARMS  # the default operating point, recorded
+    assert both.settings.presence == choose_presence(both.presence, DEFAULT_MAX_FALSE_ALARMS)
     target = choose_inference(model, lesions + lesion_free, max_false_alarms=0.0)
     assert target.presence == both.presence and target.settings.presence == choose_presence(both.presence, 0.0)
     assert "at most 0 % of the lesion-free" in target.presence_rule()

@@ -152,7 +152,7 @@ def _add_calibrate(commands) -> None:
         "--max-false-alarms",
         type=float,
         metavar="F",
-        help="presence level: the lowest flagging at most fraction F of the lesion-free validation scans (default: the best per-image Dice)",
+        help="presence level: the lowest flagging at most fraction F of the lesion-free validation scans (default: 0.2)",
     )
     calibrate.add_argument("--batch-size", type=int, default=32, help="scans per prediction batch (default: 32)")
     calibrate.add_argument("--overwrite", action="store_true", help="replace the model's existing settings file and figure")

@@ -79,7 +79,8 @@ class TrainConfig:
     ``freeze_encoder_epochs`` epochs (:mod:`rdanet_gan.training.optimizers`).
     ``max_false_alarms`` chooses the presence level of ``best`` and ``final``
     as an operating point: the lowest that flags at most this fraction of the
-    lesion-free validation scans (None: the best per-image Dice; see
+    lesion-free validation scans (None: 0.2 where the validation split has
+    lesion-free scans, else no level; see
     :func:`~rdanet_gan.evaluation.calibration.choose_presence`).
     The fields from ``max_false_alarms`` on are flags of ``train`` only.
     """
@@ -158,7 +159,7 @@ class TrainConfig:
     max_false_alarms: float | None = option(
         None,
         "choose the presence level as the lowest that flags at most fraction F of the lesion-free validation scans "
-        "(needs a split from 'split --validation-normal N'; default: the level with the best per-image Dice)",
+        "(from 'split --validation-normal N'; default: 0.2 when the validation split has lesion-free scans, else no level)",
         check="fraction",
         metavar="F",
         commands=("train",),
