@@ -4,6 +4,7 @@
     python benchmarks/ship_weights.py --run ~/runs/pretrained-long/mobilenet-v2 --name rdau_net_mobilenet_v2 \
         --split VALIDATION_SPLIT --command "..." --data BUSI_DIR   # one trained network beside them
     python benchmarks/ship_weights.py --export rdau_net_mobilenet_v2 --data BUSI_DIR   # its LiteRT export
+    python benchmarks/ship_weights.py --repack rdau_net_mobilenet_v2 --data BUSI_DIR   # NAME.keras stored as NAME.npz
 
 ``--reproduction`` is the output folder of a finished ``rdanet-gan reproduce``
 run, which holds the command that made it (``command.txt``). This script copies
@@ -48,7 +49,7 @@ from rdanet_gan.fileio import atomic_path, portable, write_json, write_text
 from rdanet_gan.inference.litert import export_litert
 from rdanet_gan.inference.model_files import EXPORT_SUFFIX, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
 from rdanet_gan.inference.settings import InferenceSettings, read_inference
-from rdanet_gan.models.packed import pack_model
+from rdanet_gan.models.packed import PACKED_SUFFIX, pack_model
 from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
 from rdanet_gan.training.config import TrainConfig
 from rdanet_gan.training.run_folder import run_finished
@@ -101,6 +102,51 @@ def _copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, tmp)
 
 
+def _store(trained: Path, target: Path) -> None:
+    """A trained ``.keras`` network shipped as ``target``: copied, or packed when ``target`` is an ``.npz``."""
+    if target.suffix == PACKED_SUFFIX:
+        pack_model(load_segmenter(trained), target, overwrite=True)
+    else:
+        _copy(trained, target)
+
+
+def shipped_file(weights: Path, name: str) -> Path:
+    """The shipped model ``NAME``: ``NAME.keras`` or ``NAME.npz``, whichever is there."""
+    for suffix in (".keras", PACKED_SUFFIX):
+        if (weights / f"{name}{suffix}").is_file():
+            return weights / f"{name}{suffix}"
+    raise RdanetError(f"{weights / name}: no shipped model of that name (.keras or {PACKED_SUFFIX})")
+
+
+def repack(name: str, data: str | Path, weights: Path = WEIGHTS_DIR) -> dict:
+    """Store the shipped ``NAME.keras`` as ``NAME.npz`` (8-bit kernels: a quarter of the bytes), as ``--run --packed``
+    ships a network: the plain validation Dice of both recorded (the tests hold them within 0.002), the handful
+    check made again, the manifest's entries moved to the new file, and the ``.keras`` removed. Its settings file
+    (``NAME.inference.json``) is unchanged: the same network chose it."""
+    source, target = weights / f"{name}.keras", weights / f"{name}{PACKED_SUFFIX}"
+    if not source.is_file():
+        raise RdanetError(f"{source}: no shipped .keras model of that name")
+    trained = load_segmenter(source)
+    pack_model(trained, target, overwrite=True)
+    packed = load_segmenter(target)
+    split = weights / "split.json"
+    plain = {kind: validation_dice(model, data, split, InferenceSettings()) for kind, model in (("float32", trained), ("packed", packed))}
+    case_ids, dice = handful_dice(target, data, split)
+    check = {"subset": "test", "scans": case_ids, "dice": dice, "threshold": 0.5}
+    manifest = json.loads((weights / "manifest.json").read_text())
+    entry = manifest.setdefault("models", {}).pop(source.name, {"made_by": manifest.get("made_by", "")})
+    if manifest.get("model") == source.name:  # the reproduction's model: the manifest's own check is its
+        manifest["model"], manifest["check"] = target.name, check
+    made_by = f"{entry['made_by']}; stored packed by python benchmarks/ship_weights.py --repack {name}"
+    manifest["models"][target.name] = {"made_by": made_by, "check": check, "validation_dice": {**plain, "settings": InferenceSettings().describe()}}
+    del manifest["files"][source.name]
+    manifest["files"][target.name] = {"sha256": sha256(target), "bytes": target.stat().st_size}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    write_json(weights / "manifest.json", manifest)
+    source.unlink()
+    return manifest
+
+
 def ship(  # noqa: C901, PLR0912 - checks, then copies, in the order a release needs
     reproduction: Path, data: str | Path, weights: Path = WEIGHTS_DIR, overwrite: bool = False
 ) -> dict:
@@ -145,7 +191,7 @@ def ship(  # noqa: C901, PLR0912 - checks, then copies, in the order a release n
     write_text(weights / "table1.csv", table1_csv(results))
     _copy(reproduction / "dice_distribution.png", weights / "dice_distribution.png")
     shipped += [weights / "table1.md", weights / "table1.csv", weights / "dice_distribution.png"]
-    _copy(reproduction / SHIPPED_MODEL / "best.keras", weights / PAPER_MODEL)
+    _store(reproduction / SHIPPED_MODEL / "best.keras", weights / PAPER_MODEL)
     shipped += [weights / PAPER_MODEL, calibrate(weights / PAPER_MODEL, data, reproduction / "split.json")]
 
     case_ids, dice = handful_dice(weights / PAPER_MODEL, data, reproduction / "split.json")
@@ -166,7 +212,7 @@ def ship(  # noqa: C901, PLR0912 - checks, then copies, in the order a release n
     previous = json.loads((weights / "manifest.json").read_text()) if (weights / "manifest.json").exists() else {}
     if previous.get("models"):  # networks shipped beside the reproduction (ship_run) stay listed
         manifest["models"] = previous["models"]
-        kept = {name.removesuffix(".keras") for name in previous["models"]}
+        kept = {Path(name).stem for name in previous["models"]}
         manifest["files"].update({
             name: entry for name, entry in previous["files"].items() if name.split("/")[0].split(".")[0] in kept
         })  # fmt: skip
@@ -236,12 +282,12 @@ def ship_run(
 def ship_export(
     name: str, data: str | Path, quantization: str = EXPORT_QUANTIZATION, weights: Path = WEIGHTS_DIR, overwrite: bool = False
 ) -> dict:
-    """Ship the LiteRT export of shipped model ``NAME.keras`` as ``NAME.tflite`` (its settings file is shared).
+    """Ship the LiteRT export of shipped model ``NAME`` (``.keras`` or ``.npz``) as ``NAME.tflite`` (its settings file is shared).
 
     The manifest records the validation Dice of both under those settings (pooled, at the network's size),
     which ``tests/test_shipped_weights.py`` recomputes, and the usual handful check.
     """
-    model_file, export = weights / f"{name}.keras", weights / f"{name}{EXPORT_SUFFIX}"
+    model_file, export = shipped_file(weights, name), weights / f"{name}{EXPORT_SUFFIX}"
     settings = read_inference(model_file)
     if settings is None:
         raise RdanetError(f"{model_file}: ship it with its inference settings first (--run)")
@@ -279,16 +325,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", type=Path, help="with --run: the split whose validation list (lesion-free scans included) chooses its settings")
     parser.add_argument("--command", help="with --run: the command that trained it, for the manifest")
     parser.add_argument("--packed", action="store_true", help="with --run: ship NAME.npz, 8-bit kernels (rdanet_gan.models.packed)")
-    parser.add_argument("--export", metavar="NAME", help="instead: ship the LiteRT export of the shipped NAME.keras")
+    parser.add_argument("--export", metavar="NAME", help="instead: ship the LiteRT export of the shipped model NAME")
+    parser.add_argument("--repack", metavar="NAME", help="instead: store the shipped NAME.keras as NAME.npz (8-bit kernels)")
     parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the package's rdanet_gan/weights/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a shipped model and manifest")
     args = parser.parse_args(argv)
-    sources = [args.reproduction, args.run, args.export]
+    sources = [args.reproduction, args.run, args.export, args.repack]
     if sum(source is not None for source in sources) != 1 or (args.run and not (args.name and args.split and args.command)):
-        parser.error("give --reproduction, --export NAME, or --run with --name, --split and --command")
+        parser.error("give --reproduction, --export NAME, --repack NAME, or --run with --name, --split and --command")
     try:
-        if args.export:
+        if args.repack:
+            model = f"{args.repack}{PACKED_SUFFIX}"
+            manifest = repack(args.repack, args.data, args.weights)
+            check = manifest["models"][model]["check"]
+        elif args.export:
             model = f"{args.export}{EXPORT_SUFFIX}"
             manifest = ship_export(args.export, args.data, weights=args.weights, overwrite=args.overwrite)
             check = manifest["models"][model]["check"]
