@@ -154,6 +154,7 @@ def shipped(tmp_path, good, monkeypatch) -> Path:
     """A weights folder holding ``good`` as the default model and its manifest entry."""
     weights = tmp_path / "weights"
     weights.mkdir()
+    monkeypatch.setattr(model_files, "DEFAULT_MODEL", "default.keras")
     model = weights / model_files.DEFAULT_MODEL
     model.write_bytes(good.read_bytes())
     digest = hashlib.sha256(good.read_bytes()).hexdigest()
@@ -166,6 +167,13 @@ def shipped(tmp_path, good, monkeypatch) -> Path:
 def test_verify_shipped_accepts_the_listed_hash(shipped):
     verify_shipped(shipped)
     assert load_shipped().output_shape == (None, 16, 16, 1)
+
+
+def test_a_default_model_without_a_litert_export_runs_in_keras_and_litert_asked_is_one_clear_error(shipped):
+    model, path = model_files.open_segmenter()  # no default.tflite beside it
+    assert path == shipped and model.output_shape == (None, 16, 16, 1)
+    with pytest.raises(ModelFileError, match=r"default\.tflite: the default model ships no LiteRT export; run it with --backend keras"):
+        model_files.open_segmenter(backend="litert")
 
 
 def test_verify_shipped_refuses_a_modified_file(shipped):

@@ -97,10 +97,10 @@ def verify_shipped(path: str | Path, manifest: str | Path | None = None) -> None
         raise ModelFileError(path, "SHA-256 differs from rdanet_gan/weights/manifest.json (modified or corrupted file)")
 
 
-def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model | LiteRTSegmenter:
-    """Load a model (``.keras`` or LiteRT export) shipped in ``rdanet_gan/weights/`` after checking its hash,
-    and that of its inference settings."""
-    path = WEIGHTS_DIR / name
+def load_shipped(name: str | None = None) -> keras.Model | LiteRTSegmenter:
+    """Load a model (``.keras``, packed ``.npz`` or LiteRT export) shipped in ``rdanet_gan/weights/``, ``name``
+    or by default :data:`DEFAULT_MODEL`, after checking its hash and that of its inference settings."""
+    path = WEIGHTS_DIR / (name or DEFAULT_MODEL)
     if not path.is_file():
         raise ModelFileError(path, "no shipped model of that name; train one or pass --model FILE")
     verify_shipped(path)
@@ -111,11 +111,15 @@ def load_shipped(name: str = DEFAULT_MODEL) -> keras.Model | LiteRTSegmenter:
 
 def open_segmenter(path: str | Path | None = None, backend: str | None = None) -> tuple[keras.Model | LiteRTSegmenter, Path]:
     """The segmenter a prediction runs, and its file: ``path`` (:func:`load_segmenter`), or the shipped default
-    model (:func:`load_shipped`) run by its LiteRT export, or by Keras when ``backend`` is ``"keras"``."""
+    model (:func:`load_shipped`) run by its LiteRT export where one is shipped, or by Keras when ``backend`` is
+    ``"keras"`` or there is none (``backend`` ``"litert"`` then is a one-line error)."""
     if path is not None:
         return load_segmenter(path), Path(path)
-    export = Path(DEFAULT_MODEL).with_suffix(EXPORT_SUFFIX).name
-    shipped = export if backend != "keras" and (WEIGHTS_DIR / export).is_file() else DEFAULT_MODEL
+    export = WEIGHTS_DIR / Path(DEFAULT_MODEL).with_suffix(EXPORT_SUFFIX).name
+    if backend == "litert" and not export.is_file():
+        why = "the default model ships no LiteRT export; run it with --backend keras, or give --model a .tflite file"
+        raise ModelFileError(export, why)
+    shipped = export.name if backend != "keras" and export.is_file() else DEFAULT_MODEL
     return load_shipped(shipped), WEIGHTS_DIR / shipped
 
 
