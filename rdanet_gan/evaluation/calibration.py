@@ -120,8 +120,8 @@ def score_presence(
 
 
 DEFAULT_MAX_FALSE_ALARMS = 0.2
-"""The operating point when none is given: at most 20 % of the lesion-free validation scans flagged (the false-alarm
-target of issue 19). It replaced the best per-image Dice over all validation scans, a rule that depends on how many
+"""The operating point when none is given: at most 20 % of the lesion-free validation scans flagged (the project's
+false-alarm target for its shipped models). It replaced the best per-image Dice over all validation scans, a rule that depends on how many
 of them are lesion-free (47 % on the default split, 17 % in BUSI) and chose levels near the top of the grid that
 reported no lesion on 10 to 34 of the 57 test lesion scans (``benchmarks/results/presence-rule.md``)."""
 
