@@ -9,8 +9,8 @@
 ``--reproduction`` is the output folder of a finished ``rdanet-gan reproduce``
 run, which holds the command that made it (``command.txt``). This script copies
 
-* RDA-NET-GAN's generator at its best validation Dice as ``rdanet_gan.keras``
-  (the paper's model, ``load_shipped("rdanet_gan.keras")``), stored as trained (float32),
+* RDA-NET-GAN's generator at its best validation Dice as ``rdanet_gan.npz``
+  (the paper's model, ``load_shipped("rdanet_gan.npz")``), stored packed (8-bit kernels),
   with ``rdanet_gan.inference.json``: its threshold, flip TTA and
   post-processing, chosen on the validation split (``segment`` applies them);
 * for each of the four models, shipped or not: ``log.csv`` (every epoch),

@@ -19,7 +19,7 @@ from nbclient import NotebookClient
 from rdanet_gan.data import find_records
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "walkthrough.ipynb"
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "rdanet_gan" / "weights" / "rdanet_gan.keras"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "rdanet_gan" / "weights" / "rdanet_gan.npz"
 CELL_TIMEOUT_S = 300
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

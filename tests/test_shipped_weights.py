@@ -20,11 +20,11 @@ from rdanet_gan.cli import main
 from rdanet_gan.errors import ModelFileError
 from rdanet_gan.inference import model_files
 from rdanet_gan.inference.model_files import DEFAULT_MODEL, FULL_SIZE_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
-from rdanet_gan.inference.settings import InferenceSettings, read_inference
+from rdanet_gan.inference.settings import InferenceSettings, inference_file, read_inference
 
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
-EXPORT = DEFAULT_MODEL.replace(".keras", ".tflite")
-SETTINGS = WEIGHTS_DIR / DEFAULT_MODEL.replace(".keras", ".inference.json")
+EXPORT = Path(DEFAULT_MODEL).with_suffix(".tflite").name
+SETTINGS = inference_file(WEIGHTS_DIR / DEFAULT_MODEL)
 MODELS = ("rdau-net", "rdanet-gan", "unet", "segnet")
 MAX_FILE_BYTES = 50_000_000
 MAX_FOLDER_BYTES = 60_000_000
@@ -132,7 +132,7 @@ def test_shipped_inference_settings_are_the_best_on_validation():
     record = json.loads((WEIGHTS_DIR / "rdanet_gan.inference.json").read_text())
     assert record["validation_dice"][record["chosen"]] == max(record["validation_dice"].values())
     assert record["flip_tta"] and record["postprocess"]  # "all" won: the model card's recommendation
-    default = json.loads((WEIGHTS_DIR / DEFAULT_MODEL.replace(".keras", ".inference.json")).read_text())
+    default = json.loads(SETTINGS.read_text())
     assert default["validation_dice"][default["chosen"]] == max(default["validation_dice"].values())
     assert default["validation_lesion_free_scans"] > 0  # its presence level was chosen on lesion-free scans
 

@@ -19,13 +19,14 @@ if TYPE_CHECKING:
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 """The shipped models and their records, installed with the package."""
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-DEFAULT_MODEL = "rdau_net_mobilenet_v2.keras"
+DEFAULT_MODEL = "rdau_net_mobilenet_v2.npz"
 """The model ``segment`` and :func:`load_shipped` use: RDAU-Net's decoder on an ImageNet MobileNetV2, the best
 on validation of the networks compared (``docs/pretrained.md``; model card ``weights/README.md``)."""
 EXPORT_SUFFIX = ".tflite"
 """A LiteRT export of a segmenter (``rdanet-gan export``); the shipped default model has one."""
-PAPER_MODEL = "rdanet_gan.keras"
-"""The paper's RDA-NET-GAN generator at reduced size (base width 8, 20 epochs): the reduced-size Table 1's model."""
+PAPER_MODEL = "rdanet_gan.npz"
+"""The paper's RDA-NET-GAN generator at reduced size (base width 8, 20 epochs): the reduced-size Table 1's model,
+packed like :data:`FULL_SIZE_MODEL`."""
 FULL_SIZE_MODEL = "rdanet_gan_full.npz"
 """The paper's RDA-NET-GAN generator at the paper's size (base width 32, 50 + 50 epochs), packed: 8-bit kernels
 stored, float32 computed (:mod:`rdanet_gan.models.packed`; validation Dice within 0.002 of float32)."""
