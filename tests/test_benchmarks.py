@@ -355,3 +355,40 @@ def test_prediction_profile_cuts_the_model_after_each_stage_and_differences_thei
     report["float32_ceiling_images_per_second"] = 333.0
     table = module.markdown(report)
     assert "| a | 100.0 | 25% | 67% | 0.6 |" in table and "×3.33 Keras float32" in table
+
+
+@pytest.fixture(scope="module")
+def presence_crossfit():
+    spec = importlib.util.spec_from_file_location("presence_crossfit", BENCHMARKS / "presence_crossfit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_presence_operating_point_flags_at_most_a_fifth_of_the_lesion_free_scans(presence_crossfit):
+    has_lesion = np.array([True] * 4 + [False] * 10)
+    scores = np.array([0.9, 0.8, 0.3, 0.1, *np.linspace(0.0, 0.45, 10)])  # lesion-free: 0.0, 0.05, ... 0.45
+    point = presence_crossfit.operating_point(scores, has_lesion, dice=np.array([0.8, 0.6, 0.5, 0.9]))
+    assert point["flagged"] == pytest.approx(0.2)  # 0.4 and 0.45: two of ten
+    assert point["emptied"] == 2 and point["lesion_dice"] == pytest.approx((0.8 + 0.6) / 4)
+
+
+def test_presence_cross_fitting_scores_each_scan_with_a_fit_that_did_not_see_it(presence_crossfit, monkeypatch):
+    rng = np.random.default_rng(0)
+    has_lesion = np.array([True] * 10 + [False] * 10)
+    features = rng.normal(size=(20, 3)) + has_lesion[:, None] * 2.0
+    seen = []
+    fit = presence_crossfit.fit_presence
+    monkeypatch.setattr(presence_crossfit, "fit_presence", lambda x, y, l2: seen.append(int(y.sum())) or fit(x, y, l2))
+    scores = presence_crossfit.cross_fitted(features, has_lesion, rng)
+    assert seen == [8] * 5  # five folds, each holding out two scans of each class
+    assert scores[has_lesion].mean() > scores[~has_lesion].mean()
+
+
+def test_presence_mask_statistics_read_the_peak_the_area_and_the_mean_inside(presence_crossfit):
+    probabilities = np.zeros((2, 4, 4))
+    probabilities[0, :2, :2] = 0.9
+    masks = probabilities > 0.5
+    statistics = presence_crossfit.mask_statistics(probabilities, masks)
+    assert statistics[0] == pytest.approx([np.log(9.0), np.log(5.0), 0.9])
+    assert statistics[1, 1:] == pytest.approx([0.0, 0.0]) and statistics[1, 0] < -15
