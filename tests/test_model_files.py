@@ -201,3 +201,16 @@ def test_segment_with_modified_shipped_weights_is_one_line_and_exit_2(shipped, t
     assert capsys.readouterr().err.splitlines() == [
         f"rdanet-gan segment: error: {shipped}: SHA-256 differs from rdanet_gan/weights/manifest.json (modified or corrupted file)"
     ]
+
+
+def test_a_shipped_model_is_found_by_its_bare_name_and_checked_while_a_local_file_of_that_name_wins(shipped, good, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model, path = model_files.open_segmenter("default.keras")  # no such file here: the shipped one
+    assert path == shipped and model.output_shape == (None, 16, 16, 1)
+    shipped.write_bytes(shipped.read_bytes() + b"\0")
+    with pytest.raises(ModelFileError, match="SHA-256 differs"):
+        model_files.open_segmenter("default.keras")
+    (tmp_path / "default.keras").write_bytes(good.read_bytes())
+    assert model_files.open_segmenter("default.keras")[1] == Path("default.keras")  # the user's own file
+    with pytest.raises(ModelFileError, match="no such model file"):
+        model_files.open_segmenter("elsewhere/default.keras")  # a path is a path

@@ -13,6 +13,7 @@ from rdanet_gan.inference.scans import REFUSED_IMAGE_SUFFIXES, SEGMENT_SUFFIXES
 
 EXIT_ERROR = 2
 EXIT_PARTIAL = 3
+SHIPPED_BY_NAME = "or a shipped model by its file name, such as rdanet_gan_full.npz (the model card, weights/README.md, lists them)"
 SEGMENT_EPILOG = (
     "Scans are read by their suffix: " + " ".join(SEGMENT_SUFFIXES) + " (DICOM needs the dicom extra). "
     "GIF and other image formats (" + " ".join(REFUSED_IMAGE_SUFFIXES[1:]) + ") are refused, whether named or "
@@ -130,7 +131,7 @@ def _add_train(commands, command: str | None) -> None:
 
 def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="score a model on a split's test images; print the table")
-    evaluate.add_argument("--model", required=True, help="segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite)")
+    evaluate.add_argument("--model", required=True, help=f"segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite); {SHIPPED_BY_NAME}")
     evaluate.add_argument("--data", required=True, help="dataset folder")
     evaluate.add_argument("--split", required=True, help="split JSON file")
     evaluate.add_argument("--subset", default="test", choices=("train", "validation", "test"), help="which part of the split (default: test)")
@@ -197,7 +198,7 @@ def _add_segment(commands) -> None:
     )
     segment.add_argument(
         "--model",
-        help="segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite) (default: the shipped RDAU-Net on MobileNetV2, run as --backend says)",
+        help=f"segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite); {SHIPPED_BY_NAME} (default: the shipped RDAU-Net on MobileNetV2, run as --backend says)",
     )
     segment.add_argument(
         "--backend",

@@ -38,7 +38,7 @@ def evaluate_command(args) -> int:
     )
     from rdanet_gan.evaluation.report import table1_markdown
     from rdanet_gan.fileio import write_json
-    from rdanet_gan.inference.model_files import load_segmenter
+    from rdanet_gan.inference.model_files import open_segmenter
 
     check_inference_options(args)
     out = Path(args.out) if args.out else None
@@ -50,8 +50,8 @@ def evaluate_command(args) -> int:
         raise DataError(args.split, f"lists no {args.subset} scans to evaluate (choose another --subset)")
     if args.native_resolution and args.data == "phantom":
         raise RdanetError("--native-resolution needs scans read from files; phantoms exist at one size only")
-    model = load_segmenter(args.model)
-    settings = inference_settings(args, Path(args.model))
+    model, model_path = open_segmenter(args.model)
+    settings = inference_settings(args, model_path)
     size = model.input_shape[1]
     data = prepare_data(args.data, args.split, image_size=size)
     normal_scans = load_normal_scans(args.data, size, split=data.split) if args.normal else None

@@ -111,11 +111,15 @@ def load_shipped(name: str | None = None) -> keras.Model | LiteRTSegmenter:
 
 
 def open_segmenter(path: str | Path | None = None, backend: str | None = None) -> tuple[keras.Model | LiteRTSegmenter, Path]:
-    """The segmenter a prediction runs, and its file: ``path`` (:func:`load_segmenter`), or the shipped default
-    model (:func:`load_shipped`) run by its LiteRT export where one is shipped, or by Keras when ``backend`` is
-    ``"keras"`` or there is none (``backend`` ``"litert"`` then is a one-line error)."""
+    """The segmenter a prediction runs, and its file: ``path`` (:func:`load_segmenter`; a bare name that is no
+    file here but a shipped model's, such as ``rdanet_gan_full.npz``, is that model, hash-checked), or the
+    shipped default model (:func:`load_shipped`) run by its LiteRT export where one is shipped, or by Keras when
+    ``backend`` is ``"keras"`` or there is none (``backend`` ``"litert"`` then is a one-line error)."""
     if path is not None:
-        return load_segmenter(path), Path(path)
+        path = Path(path)
+        if not path.exists() and str(path) == path.name and (WEIGHTS_DIR / path.name).is_file():
+            return load_shipped(path.name), WEIGHTS_DIR / path.name
+        return load_segmenter(path), path
     export = WEIGHTS_DIR / Path(DEFAULT_MODEL).with_suffix(EXPORT_SUFFIX).name
     if backend == "litert" and not export.is_file():
         why = "the default model ships no LiteRT export; run it with --backend keras, or give --model a .tflite file"
