@@ -5,6 +5,7 @@
         --split VALIDATION_SPLIT --command "..." --data BUSI_DIR   # one trained network beside them
     python benchmarks/ship_weights.py --export rdau_net_mobilenet_v2 --data BUSI_DIR   # its LiteRT export
     python benchmarks/ship_weights.py --repack rdau_net_mobilenet_v2 --data BUSI_DIR   # NAME.keras stored as NAME.npz
+    python benchmarks/ship_weights.py --recalibrate rdau_net_mobilenet_v2 --data BUSI_DIR   # its settings chosen again
 
 ``--reproduction`` is the output folder of a finished ``rdanet-gan reproduce``
 run, which holds the command that made it (``command.txt``). This script copies
@@ -144,6 +145,19 @@ def repack(name: str, data: str | Path, weights: Path = WEIGHTS_DIR) -> dict:
     manifest["files"] = dict(sorted(manifest["files"].items()))
     write_json(weights / "manifest.json", manifest)
     source.unlink()
+    return manifest
+
+
+def recalibrate(name: str, data: str | Path, weights: Path = WEIGHTS_DIR) -> dict:
+    """Choose the shipped model ``NAME``'s settings again, under the package's current rule, on the validation scans
+    of the split it was trained with (``weights/NAME/split.json``): its settings file and manifest entry replaced,
+    and, where it ships a LiteRT export, the export made and recorded again under them (:func:`ship_export`)."""
+    settings_file = calibrate(shipped_file(weights, name), data, weights / name / "split.json")
+    manifest = json.loads((weights / "manifest.json").read_text())
+    manifest["files"][settings_file.name] = {"sha256": sha256(settings_file), "bytes": settings_file.stat().st_size}
+    write_json(weights / "manifest.json", manifest)
+    if (weights / f"{name}{EXPORT_SUFFIX}").is_file():
+        manifest = ship_export(name, data, weights=weights, overwrite=True)
     return manifest
 
 
@@ -327,15 +341,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--packed", action="store_true", help="with --run: ship NAME.npz, 8-bit kernels (rdanet_gan.models.packed)")
     parser.add_argument("--export", metavar="NAME", help="instead: ship the LiteRT export of the shipped model NAME")
     parser.add_argument("--repack", metavar="NAME", help="instead: store the shipped NAME.keras as NAME.npz (8-bit kernels)")
+    parser.add_argument("--recalibrate", metavar="NAME", help="instead: choose the shipped NAME's settings again on its own split")
     parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the package's rdanet_gan/weights/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a shipped model and manifest")
     args = parser.parse_args(argv)
-    sources = [args.reproduction, args.run, args.export, args.repack]
+    sources = [args.reproduction, args.run, args.export, args.repack, args.recalibrate]
     if sum(source is not None for source in sources) != 1 or (args.run and not (args.name and args.split and args.command)):
-        parser.error("give --reproduction, --export NAME, --repack NAME, or --run with --name, --split and --command")
+        parser.error("give --reproduction, --export NAME, --repack NAME, --recalibrate NAME, or --run with --name, --split and --command")
     try:
-        if args.repack:
+        if args.recalibrate:
+            model = shipped_file(args.weights, args.recalibrate).name
+            manifest = recalibrate(args.recalibrate, args.data, args.weights)
+            check = manifest["models"][model]["check"]
+        elif args.repack:
             model = f"{args.repack}{PACKED_SUFFIX}"
             manifest = repack(args.repack, args.data, args.weights)
             check = manifest["models"][model]["check"]
