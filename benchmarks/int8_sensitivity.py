@@ -1,6 +1,6 @@
 """Selective int8 LiteRT: does keeping the layers that quantize worst in float bring int8 within 0.005 Dice?
 
-The full int8 export of the default model predicts 3× faster than Keras float32 but its validation Dice under
+The full int8 export of the MobileNetV2 model (``MOBILENET_MODEL``, the default when this was measured) predicts 3× faster than Keras float32 but its validation Dice under
 the shipped settings differs by 0.009 (``prediction_speed.py``). This ranks the quantized tensors by their
 error (root-mean-square difference from float, in units of the tensor's quantization step, from TensorFlow's
 ``QuantizationDebugger`` on 16 training scans), then exports the model with the worst K of them left in
@@ -29,7 +29,7 @@ from rdanet_gan.data import load_split, prepare_data
 from rdanet_gan.evaluation.evaluate import evaluate_model
 from rdanet_gan.fileio import portable, write_report
 from rdanet_gan.inference.litert import CALIBRATION_SCANS, LiteRTSegmenter, litert_converter
-from rdanet_gan.inference.model_files import DEFAULT_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference.model_files import MOBILENET_MODEL, WEIGHTS_DIR, load_shipped
 from rdanet_gan.inference.settings import InferenceSettings, read_inference
 from rdanet_gan.machine import describe_machine
 
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="folder for NAME.json and NAME.md")
     args = parser.parse_args(argv)
     counts = [int(count) for count in args.float_layers.split(",")]
-    model = load_shipped(DEFAULT_MODEL)
-    settings = read_inference(WEIGHTS_DIR / DEFAULT_MODEL)
+    model = load_shipped(MOBILENET_MODEL)
+    settings = read_inference(WEIGHTS_DIR / MOBILENET_MODEL)
     data = prepare_data(args.data, {**load_split(WEIGHTS_DIR / "split.json"), "test": []})
     calibration = data.train.images
     shape = model.input_shape[1:]

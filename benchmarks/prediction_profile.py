@@ -1,4 +1,7 @@
-"""Where the default model's prediction time goes, against the fastest convolution arithmetic of this CPU.
+"""Where the MobileNetV2 model's prediction time goes, against the fastest convolution arithmetic of this CPU.
+
+"The default model" below is ``rdau_net_mobilenet_v2`` (``MOBILENET_MODEL``), the package's default when this was
+measured and still the shipped model with a LiteRT export.
 
 Prediction speed is arithmetic per scan divided by arithmetic per second. This measures, in one process
 and one after the other, on the same machine:
@@ -17,7 +20,7 @@ the probe's rate are where a float export loses its time.
 
     python benchmarks/prediction_profile.py [--steps 10] [--name prediction-profile] [--as-saved]
 
-``--as-saved`` loads the default model as its file holds it (``keras.models.load_model``), with the plain dilated
+``--as-saved`` loads the default model as its file holds it (``load_packed``), with the plain dilated
 ``Conv2D`` layers it was saved with, instead of through ``load_segmenter`` (which makes them ``DilatedConv2D``).
 
 Writes ``benchmarks/results/NAME.{json,md}``. Stop other work on the machine while it runs: it is timing.
@@ -39,7 +42,7 @@ from prediction_speed import timed  # a sibling script
 from rdanet_gan.data import make_phantoms
 from rdanet_gan.fileio import write_report
 from rdanet_gan.inference.litert import LiteRTSegmenter, export_litert
-from rdanet_gan.inference.model_files import DEFAULT_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference.model_files import MOBILENET_MODEL, WEIGHTS_DIR, load_shipped
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.models.complexity import count_flops
 
@@ -160,11 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="prediction-profile-") as folder:
         probe_scans = calibration[:, : PROBE_SIZE, : PROBE_SIZE]
         report["probe"] = measure(probe_model(), probe_scans, Path(folder), args.steps, keras_too=False)
-        default = load_shipped(DEFAULT_MODEL)
+        default = load_shipped(MOBILENET_MODEL)
         if args.as_saved:
-            import keras
+            from rdanet_gan.models.packed import load_packed
 
-            default = keras.models.load_model(WEIGHTS_DIR / DEFAULT_MODEL, compile=False)  # checked by load_shipped
+            default = load_packed(WEIGHTS_DIR / MOBILENET_MODEL)  # checked by load_shipped; no DilatedConv2D
         report["default"] = measure(default, calibration, Path(folder), args.steps, keras_too=True)
         report["stages"] = stage_times(default, Path(folder), args.steps)
     report["float32_ceiling_images_per_second"] = (

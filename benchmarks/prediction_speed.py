@@ -39,7 +39,14 @@ from rdanet_gan.data import load_split, make_phantoms, prepare_data
 from rdanet_gan.evaluation.evaluate import evaluate_model
 from rdanet_gan.fileio import portable, write_json, write_text
 from rdanet_gan.inference.litert import QUANTIZATIONS, LiteRTSegmenter, export_litert
-from rdanet_gan.inference.model_files import DEFAULT_MODEL, FULL_SIZE_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference.model_files import (
+    DEFAULT_MODEL,
+    FULL_SIZE_MODEL,
+    MOBILENET_MODEL,
+    PAPER_MODEL,
+    WEIGHTS_DIR,
+    load_shipped,
+)
 from rdanet_gan.inference.settings import InferenceSettings, read_inference
 from rdanet_gan.machine import describe_machine
 
@@ -52,7 +59,8 @@ ACCURATE = 0.005
 def networks() -> dict:
     """Name -> (a function building the Keras network, the shipped file whose settings it has, or None)."""
     return {
-        "default (MobileNetV2 + RDAU-Net decoder, width 8)": (lambda: load_shipped(DEFAULT_MODEL), DEFAULT_MODEL),
+        "default (VGG16-HED + RDAU-Net decoder, width 8)": (lambda: load_shipped(DEFAULT_MODEL), DEFAULT_MODEL),
+        "MobileNetV2 + RDAU-Net decoder, width 8": (lambda: load_shipped(MOBILENET_MODEL), MOBILENET_MODEL),
         "paper model, width 8": (lambda: load_shipped(PAPER_MODEL), PAPER_MODEL),
         "paper model, full size (width 32)": (lambda: load_shipped(FULL_SIZE_MODEL), FULL_SIZE_MODEL),
     }

@@ -19,11 +19,18 @@ import pytest
 from rdanet_gan.cli import main
 from rdanet_gan.errors import ModelFileError
 from rdanet_gan.inference import model_files
-from rdanet_gan.inference.model_files import DEFAULT_MODEL, FULL_SIZE_MODEL, PAPER_MODEL, WEIGHTS_DIR, load_shipped
+from rdanet_gan.inference.model_files import (
+    DEFAULT_MODEL,
+    FULL_SIZE_MODEL,
+    MOBILENET_MODEL,
+    PAPER_MODEL,
+    WEIGHTS_DIR,
+    load_shipped,
+)
 from rdanet_gan.inference.settings import InferenceSettings, inference_file, read_inference
 
 MANIFEST = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
-EXPORT = Path(DEFAULT_MODEL).with_suffix(".tflite").name
+EXPORT = Path(MOBILENET_MODEL).with_suffix(".tflite").name
 SETTINGS = inference_file(WEIGHTS_DIR / DEFAULT_MODEL)
 MODELS = ("rdau-net", "rdanet-gan", "unet", "segnet")
 MAX_FILE_BYTES = 50_000_000
@@ -40,7 +47,8 @@ def ship_weights():
 
 def test_every_shipped_file_has_the_hash_and_size_of_its_manifest_entry():
     assert DEFAULT_MODEL in MANIFEST["files"] and PAPER_MODEL in MANIFEST["files"]
-    assert DEFAULT_MODEL in MANIFEST["models"]  # shipped beside the reproduction, with a check of its own
+    for name in (DEFAULT_MODEL, MOBILENET_MODEL, EXPORT):  # shipped beside the reproduction, each with a check of its own
+        assert name in MANIFEST["models"] and name in MANIFEST["files"]
     for name, entry in MANIFEST["files"].items():
         data = (WEIGHTS_DIR / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
@@ -53,7 +61,7 @@ def test_shipped_files_stay_small():
     assert sum(sizes) <= MAX_FOLDER_BYTES
 
 
-@pytest.mark.parametrize("name", [DEFAULT_MODEL, PAPER_MODEL])
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, MOBILENET_MODEL, PAPER_MODEL])
 def test_the_shipped_models_load_with_plain_keras_in_safe_mode_in_a_fresh_process(name, tmp_path):
     # A .keras file directly; a packed one (.npz, not a Keras format) once load_shipped has saved it as .keras.
     saved = WEIGHTS_DIR / name if name.endswith(".keras") else tmp_path / "saved.keras"
@@ -79,7 +87,7 @@ def test_the_default_model_loads_without_the_encoder_weights_packages():
     assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1)"
 
 
-@pytest.mark.parametrize("name", [DEFAULT_MODEL, PAPER_MODEL, FULL_SIZE_MODEL])
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, MOBILENET_MODEL, PAPER_MODEL, FULL_SIZE_MODEL])
 def test_the_shipped_models_score_their_recorded_dice_on_a_fixed_handful_of_busi_test_scans(busi_dir, ship_weights, name):
     check = MANIFEST["check"] if name == PAPER_MODEL else MANIFEST["models"][name]["check"]
     case_ids, dice = ship_weights.handful_dice(WEIGHTS_DIR / name, busi_dir, WEIGHTS_DIR / "split.json")
@@ -104,26 +112,28 @@ def test_every_model_ships_its_log_evaluation_and_command():
     assert json.loads((WEIGHTS_DIR / "rdanet-gan" / "config.json").read_text())["settings"]["init_generator"]
 
 
-def test_segment_uses_the_checked_shipped_model_by_default_through_its_litert_export(tmp_path, capsys, monkeypatch):
+def test_segment_uses_the_checked_default_model_in_keras_and_the_lighter_one_by_name_in_litert(tmp_path, capsys, monkeypatch):
     assert load_shipped().input_shape == (None, 128, 128, 1)
     scan = tmp_path / "scan.png"
     cv2.imwrite(str(scan), np.random.default_rng(0).integers(0, 255, (90, 120), dtype=np.uint8))
     loaded = []
     monkeypatch.setattr(model_files, "verify_shipped", lambda path, *_: loaded.append(Path(path).name))
-    for backend, folder in ([], "litert"), (["--backend", "keras"], "keras"):
-        assert main(["segment", str(scan), "--out", str(tmp_path / folder), *backend]) == 0
-    assert loaded == [EXPORT, SETTINGS.name, DEFAULT_MODEL, SETTINGS.name]  # each checked against the manifest
-    masks = [cv2.imread(str(tmp_path / folder / "scan_mask.png"), cv2.IMREAD_UNCHANGED) for folder in ("litert", "keras")]
-    assert masks[0].shape == (90, 120)
-    assert np.mean(masks[0] == masks[1]) > 0.99
-    assert SETTINGS.name in MANIFEST["files"]  # chosen on validation, hashed
+    assert main(["segment", str(scan), "--out", str(tmp_path / "default")]) == 0
     assert f"(recorded in {SETTINGS})" in capsys.readouterr().out.splitlines()[0]
+    assert main(["segment", str(scan), "--out", str(tmp_path / "light"), "--model", EXPORT]) == 0  # a shipped name
+    light_settings = inference_file(WEIGHTS_DIR / MOBILENET_MODEL)
+    assert loaded == [DEFAULT_MODEL, SETTINGS.name, EXPORT, light_settings.name]  # each checked against the manifest
+    assert f"(recorded in {light_settings})" in capsys.readouterr().out.splitlines()[0]
+    assert cv2.imread(str(tmp_path / "default" / "scan_mask.png"), cv2.IMREAD_UNCHANGED).shape == (90, 120)
+    assert main(["segment", str(scan), "--out", str(tmp_path / "litert"), "--backend", "litert"]) == 2
+    assert f"give --model {EXPORT}" in capsys.readouterr().err
+    assert SETTINGS.name in MANIFEST["files"]  # chosen on validation, hashed
 
 
 def test_the_shipped_litert_export_keeps_the_validation_dice_of_its_keras_model(busi_dir, ship_weights):
     record = MANIFEST["models"][EXPORT]["validation_dice"]
     assert abs(record["litert"] - record["keras"]) <= 0.005  # recorded by ship_weights.py --export
-    settings = read_inference(WEIGHTS_DIR / DEFAULT_MODEL)
+    settings = read_inference(WEIGHTS_DIR / MOBILENET_MODEL)
     dice = ship_weights.validation_dice(load_shipped(EXPORT), busi_dir, WEIGHTS_DIR / "split.json", settings)
     assert dice == pytest.approx(record["litert"], abs=1e-3)
 
@@ -143,9 +153,12 @@ def test_shipped_inference_settings_are_the_best_on_validation():
     record = json.loads((WEIGHTS_DIR / "rdanet_gan.inference.json").read_text())
     assert record["validation_dice"][record["chosen"]] == max(record["validation_dice"].values())
     assert record["flip_tta"] and record["postprocess"]  # "all" won: the model card's recommendation
-    default = json.loads(SETTINGS.read_text())
-    assert default["validation_dice"][default["chosen"]] == max(default["validation_dice"].values())
-    assert default["validation_lesion_free_scans"] > 0  # its presence level was chosen on lesion-free scans
+    for name in (DEFAULT_MODEL, MOBILENET_MODEL):
+        record = json.loads(inference_file(WEIGHTS_DIR / name).read_text())
+        assert record["validation_dice"][record["chosen"]] == max(record["validation_dice"].values())
+        assert record["validation_lesion_free_scans"] > 0 and record["max_false_alarms"] == 0.2  # the operating point
+        flagged = record["validation_by_presence"][f"{record['presence']:g}"]["lesion_free_flagged"]
+        assert 0 < flagged <= 0.2
 
 
 def test_load_shipped_refuses_altered_inference_settings(tmp_path, monkeypatch):
@@ -169,7 +182,7 @@ def test_a_built_wheel_carries_the_shipped_models_and_segments_from_any_folder(t
     site = tmp_path / "site"
     install = [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)]
     subprocess.run(install, check=True, capture_output=True, timeout=600)
-    for name in MANIFEST["files"]:
+    for name in [*MANIFEST["files"], "NOTICE"]:  # NOTICE: the licence of the default model's starting weights
         assert (site / "rdanet_gan" / "weights" / name).is_file(), name
     for name in ("mobilenet_v2_imagenet.npz", "efficientnet_lite0_imagenet.npz", "NOTICE", "LICENSE-Apache-2.0"):
         assert (site / "rdanet_gan" / "models" / "pretrained" / name).is_file(), name

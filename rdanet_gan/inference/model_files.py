@@ -19,11 +19,15 @@ if TYPE_CHECKING:
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 """The shipped models and their records, installed with the package."""
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-DEFAULT_MODEL = "rdau_net_mobilenet_v2.npz"
-"""The model ``segment`` and :func:`load_shipped` use: RDAU-Net's decoder on an ImageNet MobileNetV2, the best
-on validation of the networks compared (``docs/pretrained.md``; model card ``weights/README.md``)."""
+DEFAULT_MODEL = "rdau_net_vgg16_hed.npz"
+"""The model ``segment`` and :func:`load_shipped` use: RDAU-Net's decoder on a VGG16 encoder that started from HED's
+weights, packed; its recipe had the best mean validation Dice of those compared (``benchmarks/results/presence-rule.md``;
+model card ``weights/README.md``). It runs in Keras: at 17 M parameters no LiteRT export of it fits the package."""
+MOBILENET_MODEL = "rdau_net_mobilenet_v2.npz"
+"""RDAU-Net's decoder on an ImageNet MobileNetV2, packed: the default until VGG16-HED's recipe replaced it, with a
+twentieth of its arithmetic and a shipped LiteRT export (``rdau_net_mobilenet_v2.tflite``), the fastest on a CPU."""
 EXPORT_SUFFIX = ".tflite"
-"""A LiteRT export of a segmenter (``rdanet-gan export``); the shipped default model has one."""
+"""A LiteRT export of a segmenter (``rdanet-gan export``); :data:`MOBILENET_MODEL` ships one."""
 PAPER_MODEL = "rdanet_gan.npz"
 """The paper's RDA-NET-GAN generator at reduced size (base width 8, 20 epochs): the reduced-size Table 1's model,
 packed like :data:`FULL_SIZE_MODEL`."""
@@ -122,7 +126,8 @@ def open_segmenter(path: str | Path | None = None, backend: str | None = None) -
         return load_segmenter(path), path
     export = WEIGHTS_DIR / Path(DEFAULT_MODEL).with_suffix(EXPORT_SUFFIX).name
     if backend == "litert" and not export.is_file():
-        why = "the default model ships no LiteRT export; run it with --backend keras, or give --model a .tflite file"
+        light = Path(MOBILENET_MODEL).with_suffix(EXPORT_SUFFIX).name
+        why = f"the default model ships no LiteRT export; run it with --backend keras, or give --model {light} (the lighter shipped model's)"
         raise ModelFileError(export, why)
     shipped = export.name if backend != "keras" and export.is_file() else DEFAULT_MODEL
     return load_shipped(shipped), WEIGHTS_DIR / shipped
