@@ -198,12 +198,12 @@ def _add_segment(commands) -> None:
     )
     segment.add_argument(
         "--model",
-        help=f"segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite); {SHIPPED_BY_NAME} (default: the shipped RDAU-Net on MobileNetV2, run as --backend says)",
+        help=f"segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite); {SHIPPED_BY_NAME} (default: the shipped RDAU-Net on VGG16-HED, in Keras; the lighter rdau_net_mobilenet_v2.tflite runs fastest)",
     )
     segment.add_argument(
         "--backend",
         choices=("litert", "keras"),
-        help="run the shipped model by its LiteRT export (faster on a CPU; the default) or by TensorFlow (the .keras file)",
+        help="run the shipped default model by its LiteRT export where one ships (the default model has none: it runs in Keras) or by TensorFlow",
     )
     segment.add_argument("--out", default="masks", help="output folder (default: ./masks)")
     segment.add_argument("--overlay", action="store_true", help="also write the scan with the lesion contour")
