@@ -3,8 +3,9 @@
 Every case runs ``rdanet-gan`` in a fresh folder and must end with the exit
 status given (2: refused, 3: partial), one line on stderr (no traceback),
 and every file that was there before left as it was; a refused command
-creates nothing. No case loads TensorFlow: argument errors are found before
-it is imported, and ``segment`` runs the shipped LiteRT export.
+creates nothing. No case loads a model: argument errors are found before
+TensorFlow is imported, and ``segment`` refuses unreadable scans and outputs it
+may not write before it loads one.
 """
 
 from __future__ import annotations

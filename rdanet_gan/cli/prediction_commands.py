@@ -188,12 +188,13 @@ def segment_command(args) -> int:
     check_output_folder("--out", out)
     check_inference_options(args)
     files, problems = find_scans(args.inputs, out)
+    protected = protected_files(files, args.inputs, out)
+    files = [path for path in files if not _refused_output(path, args, protected, problems)]
     if not files:  # nothing to segment: said before the model is loaded
         return _end_segment(problems, done=0)
     register_segmenter_objects_only()  # this process only predicts: nothing of training is imported
     model, model_path = open_segmenter(args.model or None, args.backend)
     settings = inference_settings(args, model_path)
-    protected = protected_files(files, args.inputs, out)
     done = 0
     results = segment_files(model, files, out, settings, overlay=args.overlay, overwrite=args.overwrite, protected=protected)
     for path, result in results:
@@ -203,6 +204,20 @@ def segment_command(args) -> int:
             done += 1
             print(f"{path}: lesion in {100 * float(result.mean()):.1f}% of the scan")
     return _end_segment(problems, done)
+
+
+def _refused_output(path: Path, args, protected: set[Path], problems: list[str]) -> bool:
+    """Whether a scan's mask or overlay may not be written (an input, or an existing file without --overwrite):
+    checked before the model loads, its problem added to ``problems``."""
+    from rdanet_gan.errors import RdanetError
+    from rdanet_gan.inference.outputs import output_paths
+
+    try:
+        output_paths(path, args.out, args.overlay, args.overwrite, protected)
+    except RdanetError as error:
+        problems.append(str(error))
+        return True
+    return False
 
 
 def _end_segment(problems: Sequence[str], done: int) -> int:
