@@ -90,3 +90,14 @@ def test_segment_with_the_shipped_export_loads_no_tensorflow_and_writes_nothing_
     result = python(code, "segment", "scan.png", "missing.png", "--out", "masks2", "--backend", "keras", cwd=tmp_path)
     assert result.stdout.split()[-2:] == ["3", "True"]  # one scan skipped: partial
     assert result.stderr.splitlines() == ["rdanet-gan segment: skipped missing.png: no such file or folder"]
+
+
+def test_segment_refuses_an_output_it_may_not_write_before_loading_a_model(tmp_path):
+    cv2.imwrite(str(tmp_path / "scan.png"), np.random.default_rng(0).integers(0, 255, (40, 50), dtype=np.uint8))
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "scan_mask.png").write_bytes(b"the user's own file")
+    code = "import sys\nfrom rdanet_gan.cli import main\ncode = main(sys.argv[1:])\nprint(code, 'tensorflow' in sys.modules)\n"
+    result = python(code, "segment", "scan.png", "--out", "masks", cwd=tmp_path)  # the default model runs in Keras
+    assert result.stdout.split()[-2:] == ["2", "False"]
+    assert "masks/scan_mask.png: already exists (use --overwrite to replace it)" in result.stderr
+    assert (tmp_path / "masks" / "scan_mask.png").read_bytes() == b"the user's own file"
