@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from rdanet_gan.data import load_split, prepare_data
+from rdanet_gan.errors import RdanetError
 from rdanet_gan.evaluation.calibration import DEFAULT_MAX_FALSE_ALARMS
 from rdanet_gan.evaluation.metrics import confusion
 from rdanet_gan.inference.model_files import load_segmenter
@@ -85,10 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", type=Path, required=True, help="a split with lesion-free training and validation scans")
     parser.add_argument("--repeats", type=int, default=20, help="cross-fitting repeats, each with new folds")
     args = parser.parse_args(argv)
+    try:
+        compare(args)
+    except (RdanetError, ValueError) as error:  # a file that is not a segmenter, a network without the head's layer
+        print(f"presence_crossfit: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Print the table of the module docstring for ``args.model`` on ``args.split``'s validation scans."""
     model, settings = load_segmenter(args.model), read_inference(args.model)
     if settings is None:
-        print(f"{args.model}: no settings file; run rdanet-gan calibrate on a copy first", file=sys.stderr)
-        return 2
+        raise RdanetError(f"{args.model}: no settings file; run rdanet-gan calibrate on a copy first")
     settings = dataclasses.replace(settings, presence=0.0)  # the signals below decide presence
     split = load_split(args.split)
     scans = prepare_data(args.data, {**split, "test": []}, image_size=model.input_shape[1])
@@ -119,7 +129,6 @@ def main(argv: list[str] | None = None) -> int:
         auc = np.mean([rank_auc(run, has_lesion) for run in runs])
         mean = {key: np.mean([point[key] for point in points]) for key in points[0]}
         print(f"| {name} | {auc:.3f} | {mean['flagged']:.0%} | {mean['emptied']:.1f} | {mean['lesion_dice']:.3f} |")
-    return 0
 
 
 if __name__ == "__main__":

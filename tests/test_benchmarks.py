@@ -392,3 +392,11 @@ def test_presence_mask_statistics_read_the_peak_the_area_and_the_mean_inside(pre
     statistics = presence_crossfit.mask_statistics(probabilities, masks)
     assert statistics[0] == pytest.approx([np.log(9.0), np.log(5.0), 0.9])
     assert statistics[1, 1:] == pytest.approx([0.0, 0.0]) and statistics[1, 0] < -15
+
+
+def test_presence_comparison_refuses_a_model_file_it_cannot_use_in_one_line(presence_crossfit, tmp_path, capsys):
+    (tmp_path / "model.keras").write_bytes(b"not a model")
+    argv = ["--model", str(tmp_path / "model.keras"), "--data", "phantom", "--split", str(tmp_path / "split.json")]
+    assert presence_crossfit.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"presence_crossfit: error: {tmp_path / 'model.keras'}: ")
