@@ -13,7 +13,7 @@ from busi_folders import write_busi_phantoms, write_normal_scans
 from rdanet_gan.evaluation.calibration import SETTINGS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ablation.py"
-TINY = ["--data", "phantom", "--epochs", "1", "--base-width", "4", "--image-size", "32", "--batch-size", "8", "--jit", "on"]  # also covers the XLA path
+TINY = ["--data", "phantom", "--epochs", "1", "--base-width", "4", "--image-size", "32", "--batch-size", "8", "--jit", "off"]
 
 
 @pytest.fixture(scope="module")
