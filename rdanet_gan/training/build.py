@@ -104,7 +104,7 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
     if not config.deep_supervision:
         segmenter.compile(
             optimizer=segmenter_optimizer(config, steps_per_epoch),
-            loss=DiceBCELoss(),
+            loss=DiceBCELoss(presence_weight=config.presence_loss),
             metrics=segmentation_metrics(),
             jit_compile=jit_compile,
         )
@@ -112,7 +112,7 @@ def build_trainable(config: TrainConfig, jit_compile: bool, steps_per_epoch: int
     model = DeeplySupervised(segmenter)
     model.compile(
         optimizer=segmenter_optimizer(config, steps_per_epoch),
-        loss={name: DiceBCELoss() for name in model.output_names},
+        loss={name: DiceBCELoss(presence_weight=config.presence_loss) for name in model.output_names},
         loss_weights=model.output_weights,
         metrics={MAIN_OUTPUT: segmentation_metrics()},
         jit_compile=jit_compile,
@@ -128,6 +128,7 @@ def build_gan(config: TrainConfig, jit_compile: bool, steps_per_epoch: int = 1) 
     gan.compile(
         g_optimizer=segmenter_optimizer(config, generator_steps),
         d_optimizer=keras.optimizers.Adam(learning_rate(config, critic_steps)),
+        segmentation_loss=DiceBCELoss(presence_weight=config.presence_loss),
         adversarial_weight=config.adversarial_weight,
         segmentation_weight=config.segmentation_weight,
         gp_weight=config.gp_weight,

@@ -71,6 +71,8 @@ class TrainConfig:
     ``"plateau"`` halves it when the validation Dice stalls (supervised models).
     ``augmentation`` is a preset or stage list of :meth:`Augmentation.parse`;
     ``deep_supervision`` adds side losses on the decoder (RDAU-Net, U-Net).
+    ``presence_loss`` weighs an image-level term on each scan's peak probability,
+    the signal of the presence rule (:func:`~rdanet_gan.training.losses.presence_bce`).
     ``recipe`` records the named recipe the run started from (see :meth:`from_recipe`).
     ``encoder`` puts a pretrained encoder under RDAU-Net's decoder (RDAU-Net and
     the GAN's generator; ``rdanet_gan.options.ENCODERS``) with
@@ -135,6 +137,13 @@ class TrainConfig:
         "(default: the recipe's)",
     )
     deep_supervision: bool = option(False, "RDAU-Net / U-Net: side losses on the decoder levels (default: the recipe's)")
+    presence_loss: float = option(
+        0.0,
+        "weight of an image-level term of the segmentation loss: binary cross-entropy of each scan's peak probability "
+        "against 'it has a lesion' (default: %(default)g, none; the paper has none)",
+        check="not negative",
+        metavar="W",
+    )
     recipe: str | None = option(
         None,
         "named set of the options below (default: %(default)s; 'paper' is the faithful reproduction); explicit options win",
