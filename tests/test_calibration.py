@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import keras
 import numpy as np
 import pytest
 
 from rdanet_gan.evaluation.calibration import (
     DEFAULT_MAX_FALSE_ALARMS,
+    PRESENCE_LEVELS,
     Calibration,
     choose_presence,
     choose_threshold,
@@ -72,6 +76,16 @@ def test_presence_levels_reach_past_0999_where_a_confident_network_saturates():
     level = choose_presence(scores)
     assert 0.9995 < level <= 0.99999 and scores[level][1:] == (1.0, 0.0)
     assert scores[0.999].lesion_free_flagged == 1.0
+
+
+def test_presence_levels_near_one_are_close_enough_to_keep_a_lesion_just_above_a_false_alarm():
+    # A false alarm peaking at 0.9996 and a lesion at 0.9998: 0.9997 clears one and keeps the other, where
+    # the earlier grid's 0.9995 flagged the alarm and its 0.9999 emptied the lesion.
+    scores = _presence_scores([_scan(0.9998), _scan(0.9996, lesion=False)])
+    assert choose_presence(scores, max_false_alarms=0.0) == 0.9997 and scores[0.9997][1:] == (1.0, 0.0)
+    logits = [math.log(level / (1 - level)) for level in PRESENCE_LEVELS if level > 0.9]
+    assert max(b - a for a, b in itertools.pairwise(logits)) < 0.7 and PRESENCE_LEVELS[-1] == 0.999999
+    assert all(float(f"{level:g}") == level for level in PRESENCE_LEVELS)  # settings files key levels by :g
 
 
 def test_a_false_alarm_target_chooses_the_lowest_level_that_meets_it():

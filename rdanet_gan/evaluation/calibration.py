@@ -62,13 +62,19 @@ def choose_threshold(
     return max(candidates, key=pooled_dice)
 
 
-PRESENCE_LEVELS = (
-    *(0.0, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995),
-    *(0.999, 0.9995, 0.9999, 0.99995, 0.99999, 0.999995, 0.999999),
-)
-"""The presence levels :func:`choose_presence` tries; 0 is none. The grid reaches 1 - 1e-6 (a peak logit
-of 13.8, still well resolved by a float32 sigmoid): a confident network's peaks on lesion-free scans
-lie between 0.999 and that, so a grid stopping at 0.999 cannot reach a low false-alarm rate."""
+def _levels_near_one(steps: Sequence[float] = (7, 5, 3, 2, 1.5, 1), digits: range = range(2, 7)) -> list[float]:
+    """``1 - m 10^-k`` for each step m and k in ``digits``, except those ``:g`` cannot print exactly."""
+    levels = [round(1 - step * 10.0**-k, k + 1) for k in digits for step in steps]
+    return [level for level in levels if float(f"{level:g}") == level]
+
+
+PRESENCE_LEVELS = (0.0, 0.6, 0.7, 0.8, 0.9, *_levels_near_one())
+"""The presence levels :func:`choose_presence` tries; 0 is none. Above 0.9 they run from 0.93 to 1 - 1e-6
+(a peak logit of 13.8, still well resolved by a float32 sigmoid) at most 0.7 apart as peak logits, mostly
+0.3 to 0.5: a confident network's peaks on lesion-free scans lie between 0.999 and 1 - 1e-6, and the earlier
+grid's steps there (0.9995 to 0.9999 is 1.6 logits) made the operating point flag fewer lesion-free scans
+than allowed and empty lesions it could have kept (``benchmarks/results/presence-loss.md``). Each level
+prints exactly with ``:g``, the form of the keys in settings files."""
 
 
 class PresenceScore(NamedTuple):
