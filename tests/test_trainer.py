@@ -10,6 +10,8 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from rdanet_gan.data import prepare_data
 from rdanet_gan.errors import RdanetError
@@ -162,11 +164,15 @@ def test_training_in_mixed_precision_gives_the_caller_back_its_policy(tmp_path, 
     assert keras.mixed_precision.global_policy().name == "float32"  # a model built next is float32 again
 
 
-def test_the_gan_trains_under_xla(tmp_path, phantoms):
-    """XLA is the ``auto`` setting on CPUs without AVX-512 and on GPUs: Algorithm 1's step compiles and learns."""
+def test_the_gan_trains_under_xla_after_a_deterministic_run(tmp_path, phantoms):
+    """XLA is the ``auto`` setting on CPUs without AVX-512 and on GPUs: Algorithm 1's step compiles and learns,
+    also after a run without XLA in the same process (which switched op determinism on, where Keras refuses XLA);
+    the caller's determinism comes back afterwards."""
+    tf.config.experimental.enable_op_determinism()  # as a run with --jit off left it
     result = train(tiny(epochs=1, jit="on"), tmp_path / "run", data=phantoms, verbose=0)
     assert json.loads((result.run_dir / "config.json").read_text())["jit_compile"] is True
     assert all(np.isfinite(result.history[-1][key]) for key in ("d_loss", "g_loss", "val_dice"))
+    assert tf_config.is_op_determinism_enabled()
 
 
 def test_each_gan_player_decays_its_rate_over_its_own_steps():

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # op determinism: no public way to read it or switch it off
 
 from rdanet_gan.data import ArraySet, Augmentation, DataSplits, make_dataset, prepare_data, save_split
 from rdanet_gan.errors import DataError
@@ -107,7 +108,8 @@ def train(
     run_dir = Path(run_dir)
     config = prepare_run_dir(run_dir, config, resume)
     caller_policy = keras.mixed_precision.global_policy()
-    try:  # the run's precision is global in Keras: the caller's comes back afterwards
+    caller_determinism = tf_config.is_op_determinism_enabled()
+    try:  # the run's precision and op determinism are global: the caller's come back afterwards
         policy, jit_compile = _set_numerics(config)
         data = _load_data(config, run_dir / "split.json", data, verbose)
         model, segmenter, datasets = _build(config, run_dir, data, strategy or tf.distribute.get_strategy(), policy, jit_compile)
@@ -117,6 +119,7 @@ def train(
         calibrations = _calibrate(config, run_dir, checkpoints, data.validation)
     finally:
         keras.mixed_precision.set_global_policy(caller_policy)
+        _set_op_determinism(caller_determinism)
     _report(run_dir, calibrations)
     history = logger.rows
     return TrainResult(run_dir, [history[e] for e in sorted(history)], run_dir / "final.keras", run_dir / "best.keras")
@@ -127,10 +130,17 @@ def _set_numerics(config: TrainConfig) -> tuple[str, bool]:
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.precision)
     jit_compile = resolve_jit(config.jit, policy)
-    if not jit_compile:
-        # Bit-for-bit reproducible runs. Not with XLA: Keras turns XLA off under op determinism.
-        tf.config.experimental.enable_op_determinism()
+    # Bit-for-bit reproducible runs without XLA; with it, determinism off, or Keras would turn XLA off.
+    _set_op_determinism(not jit_compile)
     return policy, jit_compile
+
+
+def _set_op_determinism(enabled: bool) -> None:
+    """Switch TensorFlow's op determinism on or off (it has a public switch for on only)."""
+    if enabled:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        tf_config.disable_op_determinism()
 
 
 def _load_data(config: TrainConfig, split_path: Path, data: DataSplits | None, verbose: int | str) -> DataSplits:
