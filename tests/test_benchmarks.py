@@ -400,3 +400,44 @@ def test_presence_comparison_refuses_a_model_file_it_cannot_use_in_one_line(pres
     assert presence_crossfit.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"presence_crossfit: error: {tmp_path / 'model.keras'}: ")
+
+
+@pytest.fixture(scope="module")
+def operating_point():
+    spec = importlib.util.spec_from_file_location("operating_point", BENCHMARKS / "operating_point.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _recorded(levels: dict[float, tuple[float, float]]) -> dict:
+    """An inference-settings record: per level, (lesion per-image Dice, lesion-free flagged)."""
+    return {
+        "threshold": 0.5,
+        "chosen": "all",
+        "validation_dice": {"plain": 0.70, "all": 0.78},
+        "validation_by_presence": {f"{level:g}": {"lesion_dice_per_image": d, "lesion_free_flagged": f} for level, (d, f) in levels.items()},
+    }
+
+
+def test_operating_point_reads_the_lowest_level_of_the_chosen_grid_within_the_target(operating_point, tmp_path, capsys):
+    scored = {0.0: (0.78, 0.4)} | {level: (0.78, 0.3) for level in operating_point.PRESENCE_LEVELS[1:]}
+    scored |= {0.97: (0.77, 0.18), 0.98: (0.76, 0.18), 0.999: (0.70, 0.1)}  # 0.97 is on the current grid only
+    scored |= {level: (0.6, 0.05) for level in operating_point.PRESENCE_LEVELS if level > 0.999}
+    record = _recorded(scored)
+    earlier = operating_point.operating_point(record, operating_point.EARLIER_LEVELS, 0.2)
+    current = operating_point.operating_point(record, operating_point.PRESENCE_LEVELS, 0.2)
+    assert (earlier["level"], earlier["lesion_dice"], earlier["pooled"]) == (0.98, 0.76, 0.78)
+    assert (current["level"], current["lesion_dice"], current["lesion_dice_none"]) == (0.97, 0.77, 0.78)
+    (tmp_path / "a.inference.json").write_text(json.dumps(record))
+    assert operating_point.main([str(tmp_path / "a.inference.json"), "--grid", "earlier"]) == 0
+    assert "| 0.780 | 0.98 | 0.760 / 0.780 | 18% / 40% |" in capsys.readouterr().out
+
+
+def test_operating_point_refuses_a_file_calibrated_on_another_grid_in_one_line(operating_point, tmp_path, capsys):
+    path = tmp_path / "old.inference.json"
+    path.write_text(json.dumps(_recorded({level: (0.7, 0.1) for level in operating_point.EARLIER_LEVELS})))
+    assert operating_point.main([str(path), "--grid", "earlier"]) == 0
+    assert operating_point.main([str(path)]) == 1  # the current grid has levels this file never scored
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{path}: ValueError: levels [0.93")
