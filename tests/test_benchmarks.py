@@ -22,14 +22,20 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SIZE, WIDTH = 32, 4
 
 
+def load_benchmark(name: str):
+    """``benchmarks/NAME.py`` as a module, for its functions (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def throughput():
     """The script as a module, for its pure functions (it imports its sibling ``pipeline_throughput``)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        spec = importlib.util.spec_from_file_location("throughput", BENCHMARKS / "throughput.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_benchmark("throughput")
     finally:
         sys.path.remove(str(BENCHMARKS))
     return module
@@ -219,9 +225,7 @@ def test_describe_machine_reads_cpuinfo(tmp_path):
 @pytest.fixture
 def split_leakage(monkeypatch):
     """``benchmarks/split_leakage.py`` as a module, drawing 4 test and 4 validation scans."""
-    spec = importlib.util.spec_from_file_location("split_leakage", BENCHMARKS / "split_leakage.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("split_leakage")
     monkeypatch.setattr(module, "TEST", 4)
     monkeypatch.setattr(module, "VALIDATION", 4)
     return module
@@ -261,9 +265,7 @@ def test_split_leakage_counts_the_lesion_free_scans_of_a_split_apart(tmp_path, s
 
 
 def test_prediction_speed_times_both_batch_sizes_and_reports_ratios_to_keras():
-    spec = importlib.util.spec_from_file_location("prediction_speed", BENCHMARKS / "prediction_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("prediction_speed")
     seen = []
     timing = module.timed(lambda images: seen.append(len(images)), np.zeros((4, 8, 8, 1), np.float32), steps=2)
     assert seen == [4, 4, 4, 1] + [1] * 16  # warm-up, timed batches, warm-up, timed single scans
@@ -284,9 +286,7 @@ def test_prediction_speed_times_both_batch_sizes_and_reports_ratios_to_keras():
 def test_int8_sensitivity_ranks_tensors_and_keeps_the_worst_in_float(tmp_path):
     from rdanet_gan.inference.litert import LiteRTSegmenter, export_litert
 
-    spec = importlib.util.spec_from_file_location("int8_sensitivity", BENCHMARKS / "int8_sensitivity.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("int8_sensitivity")
     model = build_model("unet", input_shape=(32, 32, 1), base_width=4)
     scans = np.random.default_rng(0).random((8, 32, 32, 1), dtype=np.float32)
     ranking = module.ranked_tensors(model, scans)
@@ -301,10 +301,7 @@ def test_int8_sensitivity_ranks_tensors_and_keeps_the_worst_in_float(tmp_path):
 
 @pytest.fixture
 def campaign():
-    spec = importlib.util.spec_from_file_location("campaign", BENCHMARKS / "campaign.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("campaign")
 
 
 def test_campaign_progress_reads_a_finished_stage_from_its_committed_log(tmp_path, monkeypatch, campaign):
@@ -340,9 +337,7 @@ def test_campaign_collect_commits_finished_stages_and_rewrites_table1(tmp_path, 
 
 def test_prediction_profile_cuts_the_model_after_each_stage_and_differences_their_times():
     sys.path.insert(0, str(BENCHMARKS))  # it imports its sibling prediction_speed
-    spec = importlib.util.spec_from_file_location("prediction_profile", BENCHMARKS / "prediction_profile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("prediction_profile")
     model = build_model("rdau-net", input_shape=(32, 32, 1), base_width=4, encoder="mobilenet_v2", encoder_weights=None)
     cuts = [module.cut(model, stage, layer) for stage, layer in module.CUTS.items()]
     assert all(part.layers[-1].name == "mask" and part.output_shape[-1] == 1 for part in cuts)  # each exports alike
@@ -359,10 +354,7 @@ def test_prediction_profile_cuts_the_model_after_each_stage_and_differences_thei
 
 @pytest.fixture(scope="module")
 def presence_crossfit():
-    spec = importlib.util.spec_from_file_location("presence_crossfit", BENCHMARKS / "presence_crossfit.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("presence_crossfit")
 
 
 def test_presence_operating_point_flags_at_most_a_fifth_of_the_lesion_free_scans(presence_crossfit):
@@ -404,10 +396,7 @@ def test_presence_comparison_refuses_a_model_file_it_cannot_use_in_one_line(pres
 
 @pytest.fixture(scope="module")
 def operating_point():
-    spec = importlib.util.spec_from_file_location("operating_point", BENCHMARKS / "operating_point.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("operating_point")
 
 
 def _recorded(levels: dict[float, tuple[float, float]]) -> dict:
