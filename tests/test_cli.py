@@ -185,6 +185,37 @@ def test_segment_applies_the_recorded_settings_unless_options_override(trained_r
     assert code == 2 and f"{settings}: not an inference-settings file" in err and len(err.strip().splitlines()) == 1
 
 
+def test_segment_csv_lists_each_scan_with_its_peak_so_another_presence_level_can_be_applied(
+    trained_run, phantom_folder, tmp_path, capsys
+):
+    model = load_segmenter(trained_run / "final.keras")
+    scans = [phantom_folder / "images" / f"scan_{index:02d}.png" for index in range(3)]
+    peaks = [float(network_probability(model, read_scan(scan)).max()) for scan in scans]
+    level = sorted(peaks)[1] + 1e-6  # above the lowest two peaks: only the highest scan keeps its lesion
+    table = tmp_path / "table.csv"
+    argv = ["segment", *map(str, scans), "--model", str(trained_run / "final.keras"), "--out", str(tmp_path / "masks")]
+    code, stdout, err = run(argv + ["--csv", str(table), "--presence", f"{level:.6f}"], capsys)
+    assert code == 0, err
+    with table.open(newline="") as rows:
+        rows = list(csv.DictReader(rows))
+    assert [row["scan"] for row in rows] == list(map(str, scans))
+    assert [float(row["peak_probability"]) for row in rows] == pytest.approx(peaks, abs=1e-6)
+    for row, scan in zip(rows, scans):
+        mask = cv2.imread(str(tmp_path / "masks" / f"{scan.stem}_mask.png"), cv2.IMREAD_UNCHANGED) > 0
+        assert row["lesion"] == ("yes" if mask.any() else "no") and float(row["lesion_percent"]) == pytest.approx(100 * mask.mean(), abs=1e-3)
+        assert row["presence_level"] == f"{float(f'{level:.6f}'):g}"
+    lowest = scans[int(np.argmin(peaks))]
+    assert f"{lowest}: no lesion (peak probability {min(peaks):.6f}, below the presence level" in stdout
+
+    # An existing table is replaced only with --overwrite, refused before the model loads; an input never.
+    before = table.read_bytes()
+    code, _, err = run(argv + ["--csv", str(table)], capsys)
+    assert code == 2 and err.strip().splitlines() == [f"rdanet-gan segment: error: {table}: already exists (use --overwrite to replace it)"]
+    assert table.read_bytes() == before
+    code, _, err = run(argv + ["--csv", str(scans[0]), "--overwrite"], capsys)
+    assert code == 2 and f"{scans[0]}: is an input" in err and len(err.strip().splitlines()) == 1
+
+
 def test_a_bad_model_path_is_one_line_and_exit_2(phantom_folder, tmp_path, capsys):
     code, _, err = run(["segment", str(phantom_folder / "images"), "--model", str(tmp_path / "missing.keras")], capsys)
     assert code == 2

@@ -261,7 +261,7 @@ def test_rerunning_into_an_output_folder_inside_the_inputs_does_not_segment_outp
     first = sorted(p.name for p in (scans / "results").iterdir())
     assert main(argv + ["--overwrite"]) == 0
     assert sorted(p.name for p in (scans / "results").iterdir()) == first
-    assert capsys.readouterr().out.count("lesion in") == 2  # one scan, twice
+    assert capsys.readouterr().out.count("peak probability") == 2  # one scan, twice
 
 
 def test_rerunning_into_the_input_folder_does_not_segment_its_overlays(tmp_path, model_file, capsys):
@@ -286,7 +286,7 @@ def test_rerunning_into_the_input_folder_does_not_segment_its_overlays(tmp_path,
 
     out = tmp_path / "masks"
     assert main(argv + ["--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("lesion in") == 2  # a.png and b.png only
+    assert capsys.readouterr().out.count("peak probability") == 2  # a.png and b.png only
     assert sorted(p.name for p in out.iterdir()) == ["a_mask.png", "a_overlay.png", "b_mask.png", "b_overlay.png"]
 
 

@@ -207,6 +207,12 @@ def _add_segment(commands) -> None:
     )
     segment.add_argument("--out", default="masks", help="output folder (default: ./masks)")
     segment.add_argument("--overlay", action="store_true", help="also write the scan with the lesion contour")
+    segment.add_argument(
+        "--csv",
+        metavar="FILE",
+        help="also write a table, one row per segmented scan: lesion reported, its share of the scan, the peak lesion "
+        "probability (to apply another presence level afterwards) and the presence level used",
+    )
     _add_inference_options(segment)
     segment.add_argument("--overwrite", action="store_true", help="replace existing output files")
 

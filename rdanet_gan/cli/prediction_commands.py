@@ -180,7 +180,13 @@ def _has_lesion(masks, args):
 def segment_command(args) -> int:
     from rdanet_gan import register_segmenter_objects_only
     from rdanet_gan.errors import RdanetError
-    from rdanet_gan.inference import find_scans, open_segmenter, protected_files, segment_files
+    from rdanet_gan.inference import (
+        find_scans,
+        open_segmenter,
+        protected_files,
+        segment_files,
+        write_segmentation_table,
+    )
 
     if args.model and args.backend:
         raise RdanetError("--backend chooses how the shipped model runs; --model FILE runs as its suffix says (.keras or .tflite)")
@@ -189,21 +195,46 @@ def segment_command(args) -> int:
     check_inference_options(args)
     files, problems = find_scans(args.inputs, out)
     protected = protected_files(files, args.inputs, out)
+    _check_table_file(args, protected)
     files = [path for path in files if not _refused_output(path, args, protected, problems)]
     if not files:  # nothing to segment: said before the model is loaded
         return _end_segment(problems, done=0)
     register_segmenter_objects_only()  # this process only predicts: nothing of training is imported
     model, model_path = open_segmenter(args.model or None, args.backend)
     settings = inference_settings(args, model_path)
-    done = 0
+    segmented = []
     results = segment_files(model, files, out, settings, overlay=args.overlay, overwrite=args.overwrite, protected=protected)
     for path, result in results:
         if isinstance(result, str):  # the problem that skipped it
             problems.append(result)
         else:
-            done += 1
-            print(f"{path}: lesion in {100 * float(result.mean()):.1f}% of the scan")
-    return _end_segment(problems, done)
+            segmented.append((path, result))
+            print(f"{path}: {_described(result, settings.presence)}")
+    if args.csv and segmented:
+        write_segmentation_table(args.csv, segmented, settings.presence, overwrite=args.overwrite)
+        print(f"{args.csv}: one row per segmented scan")
+    return _end_segment(problems, len(segmented))
+
+
+def _described(result, presence: float) -> str:
+    """One scan's outcome in words: the lesion's share of the scan or no lesion, and the peak probability."""
+    peak = f"peak probability {result.peak:.6f}"
+    if result.mask.any():
+        return f"lesion in {100 * float(result.mask.mean()):.1f}% of the scan ({peak})"
+    return f"no lesion ({peak}" + (f", below the presence level {presence:g})" if result.peak < presence else ")")
+
+
+def _check_table_file(args, protected: set[Path]) -> None:
+    """Stop before the model loads when ``--csv`` may not be written: an input, or an existing file without --overwrite."""
+    from rdanet_gan.errors import DataError
+    from rdanet_gan.fileio import real_path
+
+    if not args.csv:
+        return
+    table = Path(args.csv)
+    if real_path(table) in protected:
+        raise DataError(table, "is an input or was in the input folder, and is never replaced; choose another --csv")
+    refuse_existing([table], args.overwrite)
 
 
 def _refused_output(path: Path, args, protected: set[Path], problems: list[str]) -> bool:

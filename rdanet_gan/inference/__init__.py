@@ -11,7 +11,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
     submod_attrs={
         "litert": ["LiteRTSegmenter", "export_litert"],
         "model_files": ["load_segmenter", "load_shipped", "open_segmenter", "verify_shipped"],
-        "outputs": ["output_paths", "protected_files", "write_mask"],
+        "outputs": ["SEGMENTATION_COLUMNS", "output_paths", "protected_files", "write_mask", "write_segmentation_table"],
         "overlay": ["plot_overlay"],
         "predict": [
             "network_probability",
@@ -19,7 +19,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(
             "predict_probability",
             "predict_with_flips",
             "resize_to",
+            "ScanSegmentation",
             "segment_image",
+            "segment_scan",
         ],
         "refine": ["binarize", "clean_mask"],
         "scans": ["SEGMENT_SUFFIXES", "find_scans", "read_scan", "refuse_degenerate"],

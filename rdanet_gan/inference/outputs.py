@@ -1,15 +1,27 @@
-"""Masks out: where a scan's mask and overlay go, the rules that protect files, and writing a mask atomically."""
+"""Masks out: where a scan's mask and overlay go, the rules that protect files, writing a mask atomically, and
+the per-scan table of ``segment --csv``."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from rdanet_gan.errors import DataError, OutputExistsError
-from rdanet_gan.fileio import atomic_path, real_path
+from rdanet_gan.fileio import atomic_path, real_path, write_text
+
+if TYPE_CHECKING:
+    from rdanet_gan.inference.predict import ScanSegmentation
+
+SEGMENTATION_COLUMNS = ("scan", "lesion", "lesion_percent", "peak_probability", "presence_level")
+"""The ``segment --csv`` table: the scan file; ``yes`` when a lesion is reported; its share of the scan's pixels;
+the highest lesion probability at the network's size; the level a scan's peak must reach for a lesion to be
+reported (0: none). With the peaks, another presence level can be applied afterwards without segmenting again."""
 
 
 def protected_files(files: Sequence[Path], inputs: Sequence[str | Path], out: str | Path) -> set[Path]:
@@ -46,3 +58,16 @@ def write_mask(mask: np.ndarray, path: str | Path, overwrite: bool = False) -> N
         raise DataError(path, "could not encode the mask as PNG")
     with atomic_path(path, overwrite) as tmp:
         tmp.write_bytes(encoded.tobytes())
+
+
+def write_segmentation_table(
+    path: str | Path, results: Sequence[tuple[Path, ScanSegmentation]], presence: float, overwrite: bool = False
+) -> None:
+    """Write one CSV row per segmented scan (:data:`SEGMENTATION_COLUMNS`), atomically."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(SEGMENTATION_COLUMNS)
+    for scan, result in results:
+        lesion = bool(result.mask.any())
+        writer.writerow([scan, "yes" if lesion else "no", f"{100 * float(result.mask.mean()):.3f}", f"{result.peak:.6f}", f"{presence:g}"])
+    write_text(path, text.getvalue(), overwrite=overwrite)

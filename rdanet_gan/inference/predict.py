@@ -5,7 +5,7 @@ map resized back bilinearly."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -57,12 +57,26 @@ def predict_probability(model: keras.Model, image: np.ndarray, flip_tta: bool = 
     return resize_to(network_probability(model, image, flip_tta), image.shape)
 
 
-def segment_image(model: keras.Model, image: np.ndarray, settings: InferenceSettings | None = None) -> np.ndarray:
-    """The binary lesion mask of one 2-D scan, at the scan's own size, under ``settings`` (default: threshold 0.5).
+class ScanSegmentation(NamedTuple):
+    """One scan segmented: its binary lesion mask at the scan's own size, and the peak lesion probability at the
+    network's size, which the presence level is compared with (so a user can choose another level afterwards)."""
+
+    mask: np.ndarray
+    peak: float
+
+
+def segment_scan(model: keras.Model, image: np.ndarray, settings: InferenceSettings | None = None) -> ScanSegmentation:
+    """One 2-D scan's lesion mask under ``settings`` (default: threshold 0.5), with its peak probability.
 
     The presence level is decided on the peak probability at the network's size, where it was chosen
     (resizing can lower it).
     """
     settings = settings or InferenceSettings()
     probability = network_probability(model, image, settings.flip_tta)
-    return settings.mask(resize_to(probability, image.shape), peak=float(probability.max()))
+    peak = float(probability.max())
+    return ScanSegmentation(settings.mask(resize_to(probability, image.shape), peak=peak), peak)
+
+
+def segment_image(model: keras.Model, image: np.ndarray, settings: InferenceSettings | None = None) -> np.ndarray:
+    """The binary lesion mask of one 2-D scan, at the scan's own size (:func:`segment_scan`'s mask)."""
+    return segment_scan(model, image, settings).mask
