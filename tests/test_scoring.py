@@ -234,6 +234,8 @@ def test_the_presence_level_judges_resized_maps_by_their_peak_at_the_network_siz
     kept = score_probability_maps([resized], [truth], settings=InferenceSettings(presence=0.9), peaks=[0.95])
     dropped = score_probability_maps([resized], [truth], settings=InferenceSettings(presence=0.9))
     assert kept.per_image[0]["pred_pixels"] == 16 and dropped.per_image[0]["pred_pixels"] == 0
+    assert kept.per_image[0]["peak_probability"] == 0.95  # the peak the level was compared with, recorded
+    assert dropped.per_image[0]["peak_probability"] == pytest.approx(0.8)
 
 
 def test_lesion_free_scans_with_a_predicted_lesion_are_counted():

@@ -62,11 +62,15 @@ def score_probability_maps(
     """Score lesion probability maps (already flip-averaged where the settings say so) against their masks,
     each made a mask by :meth:`~rdanet_gan.inference.settings.InferenceSettings.mask` (``peaks``: the maps'
     peaks at the network's size, for maps resized from there); one prediction serves several settings this
-    way (see ``calibration``)."""
+    way (see ``calibration``). Each per-image row also gets the ``peak_probability`` the presence level was
+    compared with, so that another level can be judged from ``per_image.csv`` alone."""
     settings = settings or InferenceSettings()
-    peaks = peaks or [None] * len(maps)
+    peaks = [float(np.max(p)) if peak is None else peak for p, peak in zip(maps, peaks or [None] * len(maps))]
     predictions = [settings.mask(p, peak) for p, peak in zip(maps, peaks)]
-    return score_predictions(predictions, truths, ids=ids, probabilities=[np.asarray(p) for p in maps])
+    evaluation = score_predictions(predictions, truths, ids=ids, probabilities=[np.asarray(p) for p in maps])
+    for row, peak in zip(evaluation.per_image, peaks):
+        row["peak_probability"] = peak
+    return evaluation
 
 
 def lesion_free_false_positives(evaluation: Evaluation) -> dict[str, float | int]:
