@@ -214,6 +214,8 @@ def test_segment_csv_lists_each_scan_with_its_peak_so_another_presence_level_can
     assert table.read_bytes() == before
     code, _, err = run(argv + ["--csv", str(scans[0]), "--overwrite"], capsys)
     assert code == 2 and f"{scans[0]}: is an input" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(argv + ["--csv", str(table / "t.csv")], capsys)  # a folder below a file
+    assert code == 2 and err.strip().splitlines() == [f"rdanet-gan segment: error: --csv {table}: an existing file, not a folder"]
 
 
 def test_a_bad_model_path_is_one_line_and_exit_2(phantom_folder, tmp_path, capsys):

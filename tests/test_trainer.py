@@ -169,10 +169,13 @@ def test_the_gan_trains_under_xla_after_a_deterministic_run(tmp_path, phantoms):
     also after a run without XLA in the same process (which switched op determinism on, where Keras refuses XLA);
     the caller's determinism comes back afterwards."""
     tf.config.experimental.enable_op_determinism()  # as a run with --jit off left it
-    result = train(tiny(epochs=1, jit="on"), tmp_path / "run", data=phantoms, verbose=0)
-    assert json.loads((result.run_dir / "config.json").read_text())["jit_compile"] is True
-    assert all(np.isfinite(result.history[-1][key]) for key in ("d_loss", "g_loss", "val_dice"))
-    assert tf_config.is_op_determinism_enabled()
+    try:
+        result = train(tiny(epochs=1, jit="on"), tmp_path / "run", data=phantoms, verbose=0)
+        assert json.loads((result.run_dir / "config.json").read_text())["jit_compile"] is True
+        assert all(np.isfinite(result.history[-1][key]) for key in ("d_loss", "g_loss", "val_dice"))
+        assert tf_config.is_op_determinism_enabled()
+    finally:
+        tf_config.disable_op_determinism()  # the worker's later tests get the process as they found it
 
 
 def test_each_gan_player_decays_its_rate_over_its_own_steps():

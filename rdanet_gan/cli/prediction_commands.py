@@ -225,13 +225,15 @@ def _described(result, presence: float) -> str:
 
 
 def _check_table_file(args, protected: set[Path]) -> None:
-    """Stop before the model loads when ``--csv`` may not be written: an input, or an existing file without --overwrite."""
+    """Stop before the model loads when ``--csv`` may not be written: below a file, an input, or an existing file
+    without --overwrite."""
     from rdanet_gan.errors import DataError
     from rdanet_gan.fileio import real_path
 
     if not args.csv:
         return
     table = Path(args.csv)
+    check_output_folder("--csv", table.parent)
     if real_path(table) in protected:
         raise DataError(table, "is an input or was in the input folder, and is never replaced; choose another --csv")
     refuse_existing([table], args.overwrite)
