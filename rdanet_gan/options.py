@@ -22,6 +22,9 @@ ENCODERS = ("mobilenet_v2", "efficientnet_lite0", "vgg16_hed")
 ENCODER_WEIGHTS = ("imagenet", None)
 """A pretrained encoder's initial weights: its pretrained ones (ImageNet's; for ``vgg16_hed`` HED's, which
 start from ImageNet's), or None (random)."""
+ENSEMBLE_PRESENCE = ("mean", "all")
+"""How an ensemble decides that a scan holds a lesion: from its mean map's peak (``mean``), or only where
+every member's own peak agrees too (``all``; see :func:`rdanet_gan.models.build_ensemble`)."""
 AUGMENTATION_PRESETS = {
     "none": "none",
     "paper": "flip",

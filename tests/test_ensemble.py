@@ -39,8 +39,33 @@ def test_the_ensemble_is_the_sigmoid_of_the_mean_logit(members, scans):
     assert sigmoid_mask_layer(ensemble) is not None  # a segmenter like one network: calibrate, export, presence head
 
 
-def test_a_saved_ensemble_loads_in_safe_mode_and_predicts_the_same(members, scans, tmp_path):
-    ensemble = build_ensemble(members)
+def test_with_presence_all_the_mean_logits_are_capped_by_the_lowest_member_peak(members, scans):
+    member_logits = [logits(member, scans) for member in members]
+    lowest_peak = np.min([value.max(axis=(1, 2, 3), keepdims=True) for value in member_logits], axis=0)
+    expected = 1 / (1 + np.exp(-np.minimum(np.mean(member_logits, axis=0), lowest_peak)))
+    ensemble = build_ensemble(members, presence="all")
+    np.testing.assert_allclose(ensemble.predict(scans, verbose=0), expected, atol=1e-5)
+    # so its peak never exceeds a member's: a lesion only one member sees is not reported at any level
+    assert np.all(logits(ensemble, scans).max(axis=(1, 2, 3)) <= lowest_peak.reshape(-1) + 1e-5)
+
+
+def test_a_member_that_sees_no_lesion_empties_the_scan_with_presence_all(scans):
+    keras.utils.set_random_seed(1)
+    sure = build_unet(input_shape=(SIZE, SIZE, 1), base_width=4, name="sure")
+    unsure = build_unet(input_shape=(SIZE, SIZE, 1), base_width=4, name="unsure")
+    for model, bias in ((sure, 20.0), (unsure, -20.0)):  # the last convolution's bias sets every pixel's logit
+        last = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
+        kernel, _ = last.get_weights()
+        last.set_weights([np.zeros_like(kernel), np.full(kernel.shape[-1], bias, kernel.dtype)])
+    assert build_ensemble([sure, unsure]).predict(scans, verbose=0).max() == pytest.approx(0.5, abs=1e-6)
+    assert build_ensemble([sure, unsure], presence="all").predict(scans, verbose=0).max() < 1e-6
+    with pytest.raises(ValueError, match="presence must be one of mean, all"):
+        build_ensemble([sure, unsure], presence="any")
+
+
+@pytest.mark.parametrize("presence", ["mean", "all"])
+def test_a_saved_ensemble_loads_in_safe_mode_and_predicts_the_same(members, scans, tmp_path, presence):
+    ensemble = build_ensemble(members, presence=presence)
     ensemble.save(tmp_path / "ensemble.keras")
     loaded = load_segmenter(tmp_path / "ensemble.keras")
     np.testing.assert_allclose(loaded.predict(scans, verbose=0), ensemble.predict(scans, verbose=0), atol=1e-6)
@@ -70,6 +95,11 @@ def test_the_ensemble_command_writes_a_model_that_predicts_like_the_ensemble(mem
     np.testing.assert_allclose(load_segmenter(out).predict(scans, verbose=0), expected, atol=1e-6)
     assert main(["ensemble", *map(str, paths), "--out", str(out)]) == 2  # never replaced without --overwrite
     assert "already exists" in capsys.readouterr().err
+    capped = tmp_path / "capped.keras"
+    assert main(["ensemble", *map(str, paths), "--presence", "all", "--out", str(capped)]) == 0
+    assert "(all presence)" in capsys.readouterr().out
+    expected = build_ensemble(members, presence="all").predict(scans, verbose=0)
+    np.testing.assert_allclose(load_segmenter(capped).predict(scans, verbose=0), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize(

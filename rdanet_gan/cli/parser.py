@@ -10,6 +10,7 @@ import argparse
 from typing import NoReturn
 
 from rdanet_gan.inference.scans import REFUSED_IMAGE_SUFFIXES, SEGMENT_SUFFIXES
+from rdanet_gan.options import ENSEMBLE_PRESENCE
 
 EXIT_ERROR = 2
 EXIT_PARTIAL = 3
@@ -244,6 +245,13 @@ def _add_ensemble(commands) -> None:
         "choose its settings with rdanet-gan calibrate --model OUT.",
     )
     ensemble.add_argument("models", nargs="+", metavar="MODEL", help="member segmenters: .keras files or packed models (.npz)")
+    ensemble.add_argument(
+        "--presence",
+        default="mean",
+        choices=ENSEMBLE_PRESENCE,
+        help="when a scan holds a lesion: where the mean map's peak reaches the presence level (mean, the default), "
+        "or only where every member's own peak does too (all: a false lesion of one member is not carried over)",
+    )
     ensemble.add_argument("--out", required=True, help="the .keras file to write")
     ensemble.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 

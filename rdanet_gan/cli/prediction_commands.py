@@ -325,10 +325,11 @@ def ensemble_command(args) -> int:
     for path, member in zip(paths, members, strict=True):
         if member.input_shape != members[0].input_shape:
             raise DataError(path, f"takes {member.input_shape[1:3]} scans, {paths[0]} takes {members[0].input_shape[1:3]}")
-    ensemble = build_ensemble(members)
+    ensemble = build_ensemble(members, presence=args.presence)
     _save_new_model(ensemble, out, args.overwrite)
     print(
-        f"{out}: ensemble of {len(members)} models, {ensemble.count_params():,} parameters; choose its settings with "
+        f"{out}: ensemble of {len(members)} models ({args.presence} presence), {ensemble.count_params():,} parameters; "
+        f"choose its settings with "
         f"rdanet-gan calibrate --model {out}"
     )
     return 0
