@@ -6,6 +6,8 @@
     python benchmarks/ship_weights.py --export rdau_net_mobilenet_v2 --data BUSI_DIR   # its LiteRT export
     python benchmarks/ship_weights.py --repack rdau_net_mobilenet_v2 --data BUSI_DIR   # NAME.keras stored as NAME.npz
     python benchmarks/ship_weights.py --recalibrate rdau_net_mobilenet_v2 --data BUSI_DIR   # its settings chosen again
+    python benchmarks/ship_weights.py --ensemble rdau_net_ensemble --members rdau_net_vgg16_hed.npz \
+        rdau_net_mobilenet_v2.npz --presence all --split VALIDATION_SPLIT --data BUSI_DIR   # shipped models as one
 
 ``--reproduction`` is the output folder of a finished ``rdanet-gan reproduce``
 run, which holds the command that made it (``command.txt``). This script copies
@@ -47,6 +49,7 @@ from rdanet_gan.evaluation.evaluate import evaluate_model, normal_scan_alarms
 from rdanet_gan.evaluation.report import table1_csv, table1_markdown
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.fileio import atomic_path, portable, write_json, write_text
+from rdanet_gan.inference.ensemble_file import ENSEMBLE_SUFFIX, write_ensemble_file
 from rdanet_gan.inference.litert import export_litert
 from rdanet_gan.inference.model_files import EXPORT_SUFFIX, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
 from rdanet_gan.inference.settings import InferenceSettings, read_inference
@@ -293,6 +296,37 @@ def ship_run(
     return manifest
 
 
+def ship_ensemble(
+    name: str,
+    members: list[str],
+    presence: str,
+    data: str | Path,
+    split_path: Path,
+    weights: Path = WEIGHTS_DIR,
+    overwrite: bool = False,
+) -> dict:
+    """Ship shipped models ``members`` as one ensemble, ``NAME.json`` (:mod:`rdanet_gan.inference.ensemble_file`:
+    it names them, so no weights are stored twice), its settings chosen like ``ship_run``'s on the validation list
+    of ``split_path``, with its manifest entries and handful check."""
+    for member in members:
+        if member not in json.loads((weights / "manifest.json").read_text())["models"]:
+            raise RdanetError(f"{weights / member}: not a shipped model (a member must be one, listed in manifest.json)")
+    model_file = weights / f"{name}{ENSEMBLE_SUFFIX}"
+    write_ensemble_file(model_file, [weights / member for member in members], presence, overwrite=overwrite)
+    settings_file = calibrate(model_file, data, split_path)
+    case_ids, dice = handful_dice(model_file, data, weights / "split.json")
+    manifest = json.loads((weights / "manifest.json").read_text())
+    manifest["models"][model_file.name] = {
+        "made_by": f"rdanet-gan ensemble {' '.join(members)} --presence {presence} --out {model_file.name}",
+        "check": {"subset": "test", "scans": case_ids, "dice": dice, "threshold": 0.5},
+    }
+    for path in (model_file, settings_file):
+        manifest["files"][path.name] = {"sha256": sha256(path), "bytes": path.stat().st_size}
+    manifest["files"] = dict(sorted(manifest["files"].items()))
+    write_json(weights / "manifest.json", manifest)
+    return manifest
+
+
 def ship_export(
     name: str, data: str | Path, quantization: str = EXPORT_QUANTIZATION, weights: Path = WEIGHTS_DIR, overwrite: bool = False
 ) -> dict:
@@ -340,15 +374,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--command", help="with --run: the command that trained it, for the manifest")
     parser.add_argument("--packed", action="store_true", help="with --run: ship NAME.npz, 8-bit kernels (rdanet_gan.models.packed)")
     parser.add_argument("--export", metavar="NAME", help="instead: ship the LiteRT export of the shipped model NAME")
+    parser.add_argument("--ensemble", metavar="NAME", help="instead: ship shipped --members as one ensemble file, NAME.json")
+    parser.add_argument("--members", nargs="+", help="with --ensemble: the shipped model files it averages")
+    parser.add_argument("--presence", default="mean", help="with --ensemble: its presence rule, mean or all (default: mean)")
     parser.add_argument("--repack", metavar="NAME", help="instead: store the shipped NAME.keras as NAME.npz (8-bit kernels)")
     parser.add_argument("--recalibrate", metavar="NAME", help="instead: choose the shipped NAME's settings again on its own split")
     parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
     parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: the package's rdanet_gan/weights/)")
     parser.add_argument("--overwrite", action="store_true", help="replace a shipped model and manifest")
     args = parser.parse_args(argv)
-    sources = [args.reproduction, args.run, args.export, args.repack, args.recalibrate]
-    if sum(source is not None for source in sources) != 1 or (args.run and not (args.name and args.split and args.command)):
-        parser.error("give --reproduction, --export NAME, --repack NAME, --recalibrate NAME, or --run with --name, --split and --command")
+    sources = [args.reproduction, args.run, args.export, args.repack, args.recalibrate, args.ensemble]
+    incomplete = (args.run and not (args.name and args.split and args.command)) or (args.ensemble and not (args.members and args.split))
+    if sum(source is not None for source in sources) != 1 or incomplete:
+        parser.error(
+            "give --reproduction, --export NAME, --repack NAME, --recalibrate NAME, --ensemble NAME with --members and "
+            "--split, or --run with --name, --split and --command"
+        )
     try:
         if args.recalibrate:
             model = shipped_file(args.weights, args.recalibrate).name
@@ -357,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.repack:
             model = f"{args.repack}{PACKED_SUFFIX}"
             manifest = repack(args.repack, args.data, args.weights)
+            check = manifest["models"][model]["check"]
+        elif args.ensemble:
+            model = f"{args.ensemble}{ENSEMBLE_SUFFIX}"
+            manifest = ship_ensemble(args.ensemble, args.members, args.presence, args.data, args.split, args.weights, args.overwrite)
             check = manifest["models"][model]["check"]
         elif args.export:
             model = f"{args.export}{EXPORT_SUFFIX}"

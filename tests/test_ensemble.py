@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import keras
 import numpy as np
 import pytest
 
 import rdanet_gan  # noqa: F401 - registers the package's Keras objects, as a user's script would
+from rdanet_gan.errors import ModelFileError
+from rdanet_gan.inference.ensemble_file import write_ensemble_file
 from rdanet_gan.inference.model_files import load_segmenter
 from rdanet_gan.models import build_ensemble, build_model, build_rdau_net, build_unet
 from rdanet_gan.models.blocks import sigmoid_mask_layer
@@ -130,3 +135,68 @@ def test_the_ensemble_command_refuses_what_it_cannot_average(members, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out.keras").exists()
+
+
+def test_an_ensemble_file_names_its_members_and_loads_as_the_same_ensemble(members, scans, tmp_path, capsys):
+    from rdanet_gan.cli import main
+
+    folder = tmp_path / "members"
+    folder.mkdir()
+    paths = [folder / f"{member.name}.keras" for member in members]
+    for member, path in zip(members, paths, strict=True):
+        member.save(path)
+    out = tmp_path / "both.json"
+    assert main(["ensemble", *map(str, paths), "--presence", "all", "--out", str(out)]) == 0
+    assert "named, not copied" in capsys.readouterr().out
+    record = json.loads(out.read_text())
+    assert [entry["file"] for entry in record["members"]] == ["members/first.keras", "members/second.keras"]
+    assert out.stat().st_size < 1000  # no weights in it
+    expected = build_ensemble(members, presence="all").predict(scans, verbose=0)
+    np.testing.assert_allclose(load_segmenter(out).predict(scans, verbose=0), expected, atol=1e-6)
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path, moved, ignore=shutil.ignore_patterns("elsewhere"))  # the file and its members move together
+    np.testing.assert_allclose(load_segmenter(moved / "both.json").predict(scans, verbose=0), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("changed member", "both.json: member first.keras changed since the ensemble file was written"),
+        ("missing member", "both.json: member first.keras is missing"),
+        ("not an ensemble", "both.json: not an ensemble file"),
+        ("one member", "both.json: damaged ensemble file"),
+        ("not json", "both.json: not a readable ensemble file"),
+    ],
+)
+def test_a_damaged_ensemble_file_is_one_line_naming_it(members, tmp_path, damage, message):
+    paths = [tmp_path / f"{member.name}.keras" for member in members]
+    for member, path in zip(members, paths, strict=True):
+        member.save(path)
+    out = write_ensemble_file(tmp_path / "both.json", paths)
+    record = json.loads(out.read_text())
+    if damage == "changed member":
+        members[1].save(paths[0])
+    elif damage == "missing member":
+        paths[0].unlink()
+    elif damage == "not an ensemble":
+        out.write_text(json.dumps({"threshold": 0.5}))
+    elif damage == "one member":
+        out.write_text(json.dumps({**record, "members": record["members"][:1]}))
+    else:
+        out.write_text("{")
+    with pytest.raises(ModelFileError) as error:
+        load_segmenter(out)
+    assert message in str(error.value) and len(str(error.value).splitlines()) == 1
+
+
+def test_an_ensemble_file_takes_model_files_only(members, tmp_path, capsys):
+    from rdanet_gan.cli import main
+
+    first, second = tmp_path / "first.keras", tmp_path / "second.keras"
+    members[0].save(first)
+    members[1].save(second)
+    assert main(["ensemble", str(first), str(second), "--out", str(tmp_path / "pair.json")]) == 0
+    capsys.readouterr()
+    assert main(["ensemble", str(first), str(tmp_path / "pair.json"), "--out", str(tmp_path / "nested.json")]) == 2
+    assert "pair.json: a member of a .json ensemble file must be a .keras or .npz model file" in capsys.readouterr().err
+    assert not (tmp_path / "nested.json").exists()

@@ -24,6 +24,7 @@ from rdanet_gan.inference.model_files import (
     FULL_SIZE_MODEL,
     MOBILENET_MODEL,
     PAPER_MODEL,
+    VGG16_MODEL,
     WEIGHTS_DIR,
     load_shipped,
 )
@@ -47,12 +48,21 @@ def ship_weights():
 
 def test_every_shipped_file_has_the_hash_and_size_of_its_manifest_entry():
     assert DEFAULT_MODEL in MANIFEST["files"] and PAPER_MODEL in MANIFEST["files"]
-    for name in (DEFAULT_MODEL, MOBILENET_MODEL, EXPORT):  # shipped beside the reproduction, each with a check of its own
+    for name in (DEFAULT_MODEL, VGG16_MODEL, MOBILENET_MODEL, EXPORT):  # shipped beside the reproduction, each with a check of its own
         assert name in MANIFEST["models"] and name in MANIFEST["files"]
     for name, entry in MANIFEST["files"].items():
         data = (WEIGHTS_DIR / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
         assert len(data) == entry["bytes"], name
+
+
+def test_the_default_model_names_two_shipped_models_and_stores_no_weights_of_its_own():
+    record = json.loads((WEIGHTS_DIR / DEFAULT_MODEL).read_text())
+    assert [member["file"] for member in record["members"]] == [VGG16_MODEL, MOBILENET_MODEL]
+    assert record["presence"] == "all"  # a lesion only where both networks' peaks reach the level
+    for member in record["members"]:
+        assert member["sha256"] == MANIFEST["files"][member["file"]]["sha256"]
+    assert MANIFEST["files"][DEFAULT_MODEL]["bytes"] < 2000
 
 
 def test_shipped_files_stay_small():
@@ -78,7 +88,7 @@ def test_the_shipped_models_load_with_plain_keras_in_safe_mode_in_a_fresh_proces
     assert result.stdout.strip().splitlines()[-1] == "(None, 128, 128, 1) (None, 128, 128, 1)"
 
 
-@pytest.mark.parametrize("name", [DEFAULT_MODEL, MOBILENET_MODEL, PAPER_MODEL, FULL_SIZE_MODEL])
+@pytest.mark.parametrize("name", [DEFAULT_MODEL, VGG16_MODEL, MOBILENET_MODEL, PAPER_MODEL, FULL_SIZE_MODEL])
 def test_the_shipped_models_score_their_recorded_dice_on_a_fixed_handful_of_busi_test_scans(busi_dir, ship_weights, name):
     check = MANIFEST["check"] if name == PAPER_MODEL else MANIFEST["models"][name]["check"]
     case_ids, dice = ship_weights.handful_dice(WEIGHTS_DIR / name, busi_dir, WEIGHTS_DIR / "split.json")
@@ -144,7 +154,7 @@ def test_shipped_inference_settings_are_the_best_on_validation():
     record = json.loads((WEIGHTS_DIR / "rdanet_gan.inference.json").read_text())
     assert record["validation_dice"][record["chosen"]] == max(record["validation_dice"].values())
     assert record["flip_tta"] and record["postprocess"]  # "all" won: the model card's recommendation
-    for name in (DEFAULT_MODEL, MOBILENET_MODEL):
+    for name in (DEFAULT_MODEL, VGG16_MODEL, MOBILENET_MODEL):
         record = json.loads(inference_file(WEIGHTS_DIR / name).read_text())
         assert record["validation_dice"][record["chosen"]] == max(record["validation_dice"].values())
         assert record["validation_lesion_free_scans"] > 0 and record["max_false_alarms"] == 0.2  # the operating point

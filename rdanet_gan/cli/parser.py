@@ -252,7 +252,12 @@ def _add_ensemble(commands) -> None:
         help="when a scan holds a lesion: where the mean map's peak reaches the presence level (mean, the default), "
         "or only where every member's own peak does too (all: a false lesion of one member is not carried over)",
     )
-    ensemble.add_argument("--out", required=True, help="the .keras file to write")
+    ensemble.add_argument(
+        "--out",
+        required=True,
+        help="the model file to write: .keras (self-contained, every member's weights copied) or .json (names the "
+        "member files and their SHA-256; members .keras or .npz, kept where they are)",
+    )
     ensemble.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 

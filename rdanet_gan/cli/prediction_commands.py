@@ -311,6 +311,7 @@ def export_command(args) -> int:
 
 def ensemble_command(args) -> int:
     from rdanet_gan.errors import DataError, RdanetError
+    from rdanet_gan.inference.ensemble_file import ENSEMBLE_SUFFIX, MEMBER_SUFFIXES, write_ensemble_file
     from rdanet_gan.inference.model_files import load_segmenter
     from rdanet_gan.models import build_ensemble
 
@@ -320,28 +321,38 @@ def ensemble_command(args) -> int:
     for path in paths:
         if path.suffix.lower() == ".tflite":
             raise DataError(path, "a LiteRT export cannot be a member; give the .keras file it was exported from")
-    _check_new_model_file(out, paths, args.overwrite)
+    by_reference = out.suffix.lower() == ENSEMBLE_SUFFIX
+    _check_new_model_file(out, paths, args.overwrite, also=ENSEMBLE_SUFFIX)
+    if by_reference:
+        for path in paths:
+            if path.suffix.lower() not in MEMBER_SUFFIXES:
+                raise DataError(path, f"a member of a {ENSEMBLE_SUFFIX} ensemble file must be a {' or '.join(MEMBER_SUFFIXES)} model file")
     members = [load_segmenter(path) for path in paths]
     for path, member in zip(paths, members, strict=True):
         if member.input_shape != members[0].input_shape:
             raise DataError(path, f"takes {member.input_shape[1:3]} scans, {paths[0]} takes {members[0].input_shape[1:3]}")
     ensemble = build_ensemble(members, presence=args.presence)
-    _save_new_model(ensemble, out, args.overwrite)
+    if by_reference:
+        write_ensemble_file(out, paths, args.presence, overwrite=args.overwrite)
+        _warn_earlier_settings(out)
+    else:
+        _save_new_model(ensemble, out, args.overwrite)
     print(
-        f"{out}: ensemble of {len(members)} models ({args.presence} presence), {ensemble.count_params():,} parameters; "
-        f"choose its settings with "
+        f"{out}: ensemble of {len(members)} models ({args.presence} presence), {ensemble.count_params():,} parameters"
+        f"{', named, not copied: keep the member files where they are' if by_reference else ''}; choose its settings with "
         f"rdanet-gan calibrate --model {out}"
     )
     return 0
 
 
-def _check_new_model_file(out: Path, inputs: Sequence[Path], overwrite: bool) -> None:
-    """Refuse, before any work, an ``--out`` model file that is not ``.keras``, is one of ``inputs``, or exists."""
+def _check_new_model_file(out: Path, inputs: Sequence[Path], overwrite: bool, also: str | None = None) -> None:
+    """Refuse, before any work, an ``--out`` model file that is not ``.keras`` (nor ``also``), is one of ``inputs``, or exists."""
     from rdanet_gan.errors import RdanetError
     from rdanet_gan.fileio import real_path
 
-    if out.suffix.lower() != ".keras":
-        raise RdanetError(f"--out {out}: the new model is written as a .keras file")
+    if out.suffix.lower() not in (".keras", also):
+        kinds = f"a .keras file{f' or a {also} ensemble file' if also else ''}"
+        raise RdanetError(f"--out {out}: the new model is written as {kinds}")
     if real_path(out) in {real_path(path) for path in inputs}:
         raise RdanetError(f"--out {out}: an input model; write the new model to another file")
     refuse_existing([out], overwrite)
@@ -350,9 +361,15 @@ def _check_new_model_file(out: Path, inputs: Sequence[Path], overwrite: bool) ->
 def _save_new_model(model, out: Path, overwrite: bool) -> None:
     """Write ``model`` to ``out`` atomically; warn when settings chosen for an earlier model lie beside it."""
     from rdanet_gan.fileio import atomic_path
-    from rdanet_gan.inference.settings import inference_file
 
     with atomic_path(out, overwrite) as tmp:
         model.save(tmp)
+    _warn_earlier_settings(out)
+
+
+def _warn_earlier_settings(out: Path) -> None:
+    """Warn when settings chosen for an earlier model lie beside the new model file ``out``."""
+    from rdanet_gan.inference.settings import inference_file
+
     if inference_file(out).exists():
         warnings.warn(f"{inference_file(out)} holds the settings of an earlier model: run calibrate --overwrite")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rdanet_gan.errors import ModelFileError
+from rdanet_gan.inference.ensemble_file import ENSEMBLE_SUFFIX, load_ensemble_file
 from rdanet_gan.inference.litert import LiteRTSegmenter
 from rdanet_gan.inference.settings import inference_file
 
@@ -19,13 +20,18 @@ if TYPE_CHECKING:
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 """The shipped models and their records, installed with the package."""
 MANIFEST = WEIGHTS_DIR / "manifest.json"
-DEFAULT_MODEL = "rdau_net_vgg16_hed.npz"
-"""The model ``segment`` and :func:`load_shipped` use: RDAU-Net's decoder on a VGG16 encoder that started from HED's
-weights, packed; its recipe had the best mean validation Dice of those compared (``benchmarks/results/presence-rule.md``;
-model card ``weights/README.md``). It runs in Keras: at 17 M parameters no LiteRT export of it fits the package."""
+DEFAULT_MODEL = "rdau_net_ensemble.json"
+"""The model ``segment`` and :func:`load_shipped` use: an ensemble file (:mod:`rdanet_gan.inference.ensemble_file`)
+naming :data:`VGG16_MODEL` and :data:`MOBILENET_MODEL`, the mean of their logits, a lesion reported only where both
+networks' peaks agree; it won on validation against VGG16-HED alone (``benchmarks/results/cosine-schedule.md``; model
+card ``weights/README.md``). It runs in Keras: no LiteRT export of the VGG16 member fits the package."""
+VGG16_MODEL = "rdau_net_vgg16_hed.npz"
+"""RDAU-Net's decoder on a VGG16 encoder that started from HED's weights, trained with the presence term, packed:
+the default until the ensemble it belongs to replaced it (``benchmarks/results/presence-loss.md``)."""
 MOBILENET_MODEL = "rdau_net_mobilenet_v2.npz"
-"""RDAU-Net's decoder on an ImageNet MobileNetV2, packed: the default until VGG16-HED's recipe replaced it, with a
-twentieth of its arithmetic and a shipped LiteRT export (``rdau_net_mobilenet_v2.tflite``), the fastest on a CPU."""
+"""RDAU-Net's decoder on an ImageNet MobileNetV2, packed: the other member of the default ensemble and the lighter
+shipped model, with a twentieth of VGG16-HED's arithmetic and a shipped LiteRT export (``rdau_net_mobilenet_v2.tflite``),
+the fastest on a CPU."""
 EXPORT_SUFFIX = ".tflite"
 """A LiteRT export of a segmenter (``rdanet-gan export``); :data:`MOBILENET_MODEL` ships one."""
 PAPER_MODEL = "rdanet_gan.npz"
@@ -45,7 +51,8 @@ def sha256(path: str | Path) -> str:
 
 def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
     """Load a ``.keras`` segmenter in safe mode (no Lambda layers, no unknown classes), a packed ``.npz`` one,
-    or a ``.tflite`` export as a :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`. Dilated convolutions
+    an ensemble file (``.json``, :mod:`rdanet_gan.inference.ensemble_file`), or a ``.tflite`` export as a
+    :class:`~rdanet_gan.inference.litert.LiteRTSegmenter`. Dilated convolutions
     come back as :class:`~rdanet_gan.models.blocks.DilatedConv2D` (same outputs, faster). Every failure is one line naming the file:
     missing, not an intact ``.keras`` archive, refused by safe mode, or not a segmenter (one-channel image
     in, one-channel mask of the same size out)."""
@@ -54,6 +61,8 @@ def load_segmenter(path: str | Path) -> keras.Model | LiteRTSegmenter:
         raise ModelFileError(path, "no such model file")
     if path.suffix.lower() == EXPORT_SUFFIX:
         return LiteRTSegmenter(path)
+    if path.suffix.lower() == ENSEMBLE_SUFFIX:
+        return load_ensemble_file(path)
     model = _load_packed(path) if path.suffix.lower() == ".npz" else _load_keras(path)
     from rdanet_gan.models.blocks import with_dilated_conv2d
 
