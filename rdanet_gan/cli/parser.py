@@ -132,7 +132,7 @@ def _add_train(commands, command: str | None) -> None:
 
 def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="score a model on a split's test images; print the table")
-    evaluate.add_argument("--model", required=True, help=f"segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite); {SHIPPED_BY_NAME}")
+    evaluate.add_argument("--model", required=True, help=f"segmenter: a .keras file, a packed model (.npz), an ensemble file (.json) or a LiteRT export (.tflite); {SHIPPED_BY_NAME}")
     evaluate.add_argument("--data", required=True, help="dataset folder")
     evaluate.add_argument("--split", required=True, help="split JSON file")
     evaluate.add_argument("--subset", default="test", choices=("train", "validation", "test"), help="which part of the split (default: test)")
@@ -199,7 +199,7 @@ def _add_segment(commands) -> None:
     )
     segment.add_argument(
         "--model",
-        help=f"segmenter: a .keras file, a packed model (.npz) or a LiteRT export (.tflite); {SHIPPED_BY_NAME} (default: the shipped RDAU-Net on VGG16-HED, in Keras; the lighter rdau_net_mobilenet_v2.tflite runs fastest)",
+        help=f"segmenter: a .keras file, a packed model (.npz), an ensemble file (.json) or a LiteRT export (.tflite); {SHIPPED_BY_NAME} (default: the shipped ensemble of RDAU-Net on VGG16-HED and on MobileNetV2, in Keras; the lighter rdau_net_mobilenet_v2.tflite runs fastest)",
     )
     segment.add_argument(
         "--backend",
