@@ -54,6 +54,7 @@ from rdanet_gan.inference.litert import export_litert
 from rdanet_gan.inference.model_files import EXPORT_SUFFIX, PAPER_MODEL, WEIGHTS_DIR, load_segmenter, sha256
 from rdanet_gan.inference.settings import InferenceSettings, read_inference
 from rdanet_gan.models.packed import PACKED_SUFFIX, pack_model
+from rdanet_gan.options import ENSEMBLE_PRESENCE
 from rdanet_gan.reproduce import GAN_ROW, TABLE1_MODELS
 from rdanet_gan.training.config import TrainConfig
 from rdanet_gan.training.run_folder import run_finished
@@ -376,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", metavar="NAME", help="instead: ship the LiteRT export of the shipped model NAME")
     parser.add_argument("--ensemble", metavar="NAME", help="instead: ship shipped --members as one ensemble file, NAME.json")
     parser.add_argument("--members", nargs="+", help="with --ensemble: the shipped model files it averages")
-    parser.add_argument("--presence", default="mean", help="with --ensemble: its presence rule, mean or all (default: mean)")
+    parser.add_argument("--presence", default="mean", choices=ENSEMBLE_PRESENCE, help="with --ensemble: its presence rule (default: mean)")
     parser.add_argument("--repack", metavar="NAME", help="instead: store the shipped NAME.keras as NAME.npz (8-bit kernels)")
     parser.add_argument("--recalibrate", metavar="NAME", help="instead: choose the shipped NAME's settings again on its own split")
     parser.add_argument("--data", required=True, help="the BUSI folder it was trained on")
