@@ -181,7 +181,7 @@ def _add_presence_head(commands) -> None:
         type=float,
         metavar="L",
         help="L2 penalty of the head's standardised weights against its mean class-balanced log loss "
-        "(default: 1 / (0.1 x 584) = 0.0171, scikit-learn's C=0.1 on the default model's 584 training scans)",
+        "(default: 1 / (0.1 x 584) = 0.0171, scikit-learn's C=0.1 on the shipped models' 584 training scans)",
     )
     presence.add_argument("--batch-size", type=int, default=32, help="scans per prediction batch (default: 32)")
     presence.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
