@@ -309,8 +309,9 @@ def ship_ensemble(
     """Ship shipped models ``members`` as one ensemble, ``NAME.json`` (:mod:`rdanet_gan.inference.ensemble_file`:
     it names them, so no weights are stored twice), its settings chosen like ``ship_run``'s on the validation list
     of ``split_path``, with its manifest entries and handful check."""
+    shipped = json.loads((weights / "manifest.json").read_text())["models"]
     for member in members:
-        if member not in json.loads((weights / "manifest.json").read_text())["models"]:
+        if member not in shipped:
             raise RdanetError(f"{weights / member}: not a shipped model (a member must be one, listed in manifest.json)")
     model_file = weights / f"{name}{ENSEMBLE_SUFFIX}"
     write_ensemble_file(model_file, [weights / member for member in members], presence, overwrite=overwrite)

@@ -311,7 +311,7 @@ def export_command(args) -> int:
 
 def ensemble_command(args) -> int:
     from rdanet_gan.errors import DataError, RdanetError
-    from rdanet_gan.inference.ensemble_file import ENSEMBLE_SUFFIX, MEMBER_SUFFIXES, write_ensemble_file
+    from rdanet_gan.inference.ensemble_file import ENSEMBLE_SUFFIX, check_members, write_ensemble_file
     from rdanet_gan.inference.model_files import load_segmenter
     from rdanet_gan.models import build_ensemble
 
@@ -324,9 +324,7 @@ def ensemble_command(args) -> int:
     by_reference = out.suffix.lower() == ENSEMBLE_SUFFIX
     _check_new_model_file(out, paths, args.overwrite, also=ENSEMBLE_SUFFIX)
     if by_reference:
-        for path in paths:
-            if path.suffix.lower() not in MEMBER_SUFFIXES:
-                raise DataError(path, f"a member of a {ENSEMBLE_SUFFIX} ensemble file must be a {' or '.join(MEMBER_SUFFIXES)} model file")
+        check_members(paths)
     members = [load_segmenter(path) for path in paths]
     for path, member in zip(paths, members, strict=True):
         if member.input_shape != members[0].input_shape:

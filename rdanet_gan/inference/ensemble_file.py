@@ -30,6 +30,13 @@ MEMBER_SUFFIXES = (".keras", ".npz")
 """What a member may be: a ``.keras`` archive or a packed model (not a LiteRT export, not another ensemble file)."""
 
 
+def check_members(members: Sequence[str | os.PathLike]) -> None:
+    """Refuse, naming it, a member that is not a ``.keras`` or ``.npz`` model file (before any is loaded)."""
+    for member in map(Path, members):
+        if member.suffix.lower() not in MEMBER_SUFFIXES:
+            raise ModelFileError(member, f"a member of a {ENSEMBLE_SUFFIX} ensemble file must be a {' or '.join(MEMBER_SUFFIXES)} model file")
+
+
 def write_ensemble_file(path: str | os.PathLike, members: Sequence[str | os.PathLike], presence: str = "mean", overwrite: bool = False) -> Path:
     """Write the ensemble file ``path`` naming ``members`` (paths relative to it where they can be) and their SHA-256."""
     from rdanet_gan.inference.model_files import sha256
@@ -37,10 +44,9 @@ def write_ensemble_file(path: str | os.PathLike, members: Sequence[str | os.Path
     path = Path(path)
     if presence not in ENSEMBLE_PRESENCE:
         raise ValueError(f"presence must be one of {', '.join(ENSEMBLE_PRESENCE)}, got {presence!r}")
+    check_members(members)
     entries = []
     for member in map(Path, members):
-        if member.suffix.lower() not in MEMBER_SUFFIXES:
-            raise ModelFileError(member, f"an ensemble file's member must be a {' or '.join(MEMBER_SUFFIXES)} model file")
         try:
             name = Path(os.path.relpath(member.resolve(), path.parent.resolve())).as_posix()
         except ValueError:  # another drive (Windows): no relative path
