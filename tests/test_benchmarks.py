@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from busi_folders import write_busi_phantoms, write_normal_scans
 
+from rdanet_gan.errors import RdanetError
 from rdanet_gan.evaluation.evaluate import score_probability_maps
+from rdanet_gan.evaluation.scoring import score_predictions
 from rdanet_gan.machine import describe_machine
 from rdanet_gan.models import build_model, count_flops
 
@@ -430,3 +432,33 @@ def test_operating_point_refuses_a_file_calibrated_on_another_grid_in_one_line(o
     assert operating_point.main([str(path)]) == 1  # the current grid has levels this file never scored
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"{path}: ValueError: levels [0.93")
+
+
+def test_cross_validation_plans_only_what_is_left_and_pools_the_folds_test_scans(tmp_path):
+    module = load_benchmark("cross_validation")
+    options = ["--model", "rdau-net", "--epochs", "2"]
+    first = module.fold_commands("BUSI", tmp_path, 2, 0, options)
+    assert [[step[1] for step in steps] for steps in first] == [["split", "train", "evaluate"]] * 2
+    assert first[1][0][first[1][0].index("--fold") + 1] == "2" and "--resume" not in first[0][1]
+    (tmp_path / "fold1.json").write_text("{}")
+    (tmp_path / "fold1").mkdir()
+    (tmp_path / "fold1" / "log.csv").write_text("epoch\n1\n")  # a killed training: resumed
+    assert [step[1] for step in module.fold_commands("BUSI", tmp_path, 2, 0, options)[0]] == ["train", "evaluate"]
+    assert module.fold_commands("BUSI", tmp_path, 2, 0, options)[0][0][-1] == "--resume"
+
+    rng = np.random.default_rng(0)
+    truths = [rng.random((8, 8)) > 0.5 for _ in range(6)]
+    predictions = [rng.random((8, 8)) > 0.4 for _ in range(6)]
+    for number, (start, stop) in enumerate(((0, 4), (4, 6)), start=1):
+        test = tmp_path / f"fold{number}" / "test"
+        test.mkdir(parents=True, exist_ok=True)
+        ids = [f"{'benign' if i % 2 else 'malignant'}/scan{i}.png" for i in range(start, stop)]
+        score_predictions(predictions[start:stop], truths[start:stop], ids=ids).write_json(test / "summary.json")
+        (test / "normal_scans.json").write_text(json.dumps({"scans": 3, "flagged_with_settings": number}))
+    results, text = module.report(tmp_path, 2)
+    assert results["pooled"]["dice"] == pytest.approx(score_predictions(predictions, truths).pooled["dice"])
+    assert results["interval"][0] <= results["pooled"]["dice"] <= results["interval"][1]
+    assert [fold["lesion_scans"] for fold in results["folds"].values()] == [4, 2]
+    assert "| 2 | 2 |" in text and "| class: benign | 3 |" in text
+    with pytest.raises(RdanetError, match="no fold evaluated yet"):
+        module.report(tmp_path / "empty", 2)

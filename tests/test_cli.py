@@ -332,6 +332,8 @@ def test_evaluate_counts_lesions_predicted_on_normal_scans(trained_run, busi_lik
     argv = ["evaluate", "--model", str(trained_run / "final.keras"), "--data", str(busi_like_folder), "--split", str(split)]
     code, out, _ = run(argv + ["--normal", "--out", str(tmp_path / "eval")], capsys)
     assert code == 0 and "lesion-free scans: a lesion is predicted on" in out
+    assert "| class: benign | 2 |" in out  # the breakdown of the two test scans, also written:
+    assert list(json.loads((tmp_path / "eval" / "subgroups.json").read_text())["class"]) == ["benign"]
     alarms = json.loads((tmp_path / "eval" / "normal_scans.json").read_text())
     assert alarms["scans"] == 3 and 0 <= alarms["flagged_postprocessed"] <= alarms["flagged"] <= 3
 
@@ -355,6 +357,27 @@ def test_split_can_train_on_lesion_free_scans_and_evaluate_counts_the_others(tra
     assert [sum(c.startswith("normal/") for c in listed[side]) for side in ("train", "validation", "test")] == [1, 1, 0]
     assert run(argv[:-1] + [str(both), "--normal", "--out", str(tmp_path / "eval2")], capsys)[0] == 0
     assert json.loads((tmp_path / "eval2" / "normal_scans.json").read_text())["scans"] == 1  # neither trained nor validated on
+
+
+def test_split_folds_partition_the_lesion_scans_and_misuse_is_one_line(busi_like_folder, tmp_path, capsys):
+    tested = []
+    for fold in (1, 2, 3):
+        out = tmp_path / f"fold{fold}.json"
+        argv = ["split", "--data", str(busi_like_folder), "--folds", "3", "--fold", str(fold), "--validation", "2"]
+        assert run(argv + ["--out", str(out)], capsys)[0] == 0
+        listed = json.loads(out.read_text())
+        assert (len(listed["train"]), len(listed["validation"]), len(listed["test"])) == (6, 2, 4)
+        tested += listed["test"]
+    assert sorted(tested) == sorted(f"benign/benign ({n}).png" for n in range(1, 13))
+    base = ["split", "--data", str(busi_like_folder), "--out", str(tmp_path / "bad.json")]
+    for options, message in (
+        (["--folds", "3"], "--folds K and --fold I go together"),
+        (["--folds", "3", "--fold", "4"], "--folds 3 --fold 4: needs at least 2 folds and a fold from 1 to 3"),
+        (["--folds", "3", "--fold", "1", "--test", "5"], "--folds replaces --test"),
+    ):
+        code, _, err = run(base + options, capsys)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.json").exists()
 
 
 def test_split_from_an_existing_split_only_adds_lesion_free_scans(busi_like_folder, tmp_path, capsys):

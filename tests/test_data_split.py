@@ -108,6 +108,28 @@ def test_split_refuses_impossible_counts(records, signatures, tmp_path):
         make_split(records, tmp_path, n_test=150, n_validation=50, signatures=signatures)
 
 
+def test_k_folds_test_every_scan_once_keep_groups_whole_and_classes_in_proportion(records, signatures, tmp_path):
+    splits = [make_split(records, tmp_path, n_validation=15, seed=2, signatures=signatures, fold=(i, 4)) for i in range(1, 5)]
+    tested = [case_id for split in splits for case_id in split["test"]]
+    assert sorted(tested) == sorted(record.case_id for record in records)  # a partition: each scan tested once
+    assert all(abs(len(split["test"]) - 50) <= 5 for split in splits)  # 200 / 4, give or take a group
+    for split in splits:
+        assert [len(split[side]) for side in ("validation",)] == [15] and not set(split["train"]) & set(split["test"])
+        benign = sum(case_id.startswith("benign/") for case_id in split["test"])
+        assert abs(benign - len(split["test"]) * BENIGN / (BENIGN + MALIGNANT)) <= 2
+        sides = side_of(split)
+        for group in GROUPS:
+            assert len({sides[records[index].case_id] for index in group}) == 1, group
+    again = make_split(records, tmp_path, n_validation=15, seed=2, signatures=signatures, fold=(3, 4))
+    assert again == splits[2] and make_split(records, tmp_path, 57, 15, seed=3, signatures=signatures, fold=(3, 4)) != again
+
+
+@pytest.mark.parametrize("fold", [(0, 4), (5, 4), (1, 1), (1, 201)])
+def test_impossible_folds_are_refused(records, signatures, tmp_path, fold):
+    with pytest.raises(ValueError, match=f"fold {fold[0]} of {fold[1]}: needs 2 to 200 folds, numbered from 1"):
+        make_split(records, tmp_path, signatures=signatures, fold=fold)
+
+
 def test_split_with_too_large_near_duplicate_groups_names_the_dataset_folder(records, tmp_path):
     alike = np.ones((len(records), 1024)) / 32  # every scan a copy of every other: one group of 200
     with pytest.raises(DataError, match="near-duplicate groups are too large to hold out exactly 20 scans") as caught:

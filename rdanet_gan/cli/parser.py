@@ -104,7 +104,14 @@ def _add_split(commands) -> None:
         metavar="SPLIT",
         help="keep this split file's lists and only add lesion-free scans to them (--train-normal, --validation-normal)",
     )
-    split.add_argument("--test", type=int, default=57, help="test images (default: 57, the paper's)")
+    split.add_argument("--test", type=int, help="test images (default: 57, the paper's)")
+    split.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="k-fold cross-validation: the test images are one of K folds that partition the scans (with --fold)",
+    )
+    split.add_argument("--fold", type=int, metavar="I", help="with --folds: which fold is the test set, 1 to K")
     split.add_argument("--validation", type=int, default=50, help="validation images (default: 50, the paper's)")
     split.add_argument(
         "--train-normal",

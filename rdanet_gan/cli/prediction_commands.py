@@ -37,6 +37,7 @@ def evaluate_command(args) -> int:
         normal_scan_alarms,
     )
     from rdanet_gan.evaluation.report import table1_markdown
+    from rdanet_gan.evaluation.subgroups import subgroup_markdown, subgroup_scores
     from rdanet_gan.fileio import write_json
     from rdanet_gan.inference.model_files import open_segmenter
 
@@ -44,7 +45,7 @@ def evaluate_command(args) -> int:
     out = Path(args.out) if args.out else None
     if out:
         check_output_folder("--out", out)
-    outputs = ["per_image.csv", "summary.json"] + (["normal_scans.json"] if args.normal else [])
+    outputs = ["per_image.csv", "summary.json", "subgroups.json"] + (["normal_scans.json"] if args.normal else [])
     refuse_existing([out / name for name in outputs] if out else [], args.overwrite)
     if not load_split(args.split)[args.subset]:  # before loading the model or decoding a scan
         raise DataError(args.split, f"lists no {args.subset} scans to evaluate (choose another --subset)")
@@ -65,6 +66,9 @@ def evaluate_command(args) -> int:
             f"the {lesions['lesion_scans']} scans with a lesion alone: pooled Dice {lesions['dice']:.4f}, precision "
             f"{lesions['precision']:.4f}, sensitivity {lesions['sensitivity']:.4f}, per-image Dice {lesions['dice_per_image']:.4f}"
         )
+    subgroups = subgroup_scores(evaluation)
+    if any(subgroups.values()):
+        print(subgroup_markdown(subgroups))
     alarms = None
     if normal_scans is not None:
         alarms = normal_scan_alarms(model, normal_scans, settings)
@@ -75,6 +79,7 @@ def evaluate_command(args) -> int:
     if out:
         evaluation.write_csv(out / "per_image.csv", overwrite=args.overwrite)
         evaluation.write_json(out / "summary.json", overwrite=args.overwrite)
+        write_json(out / "subgroups.json", subgroups, overwrite=args.overwrite)
         if alarms is not None:
             write_json(out / "normal_scans.json", alarms)
         print(f"{out}: {', '.join(outputs)}")

@@ -36,6 +36,7 @@ def make_split(
     seed: int = 0,
     duplicate_threshold: float = DUPLICATE_THRESHOLD,
     signatures: np.ndarray | None = None,
+    fold: tuple[int, int] | None = None,
 ) -> dict[str, list[str]]:
     """Split ``records`` into exactly ``n_test`` test, ``n_validation`` validation and the rest train.
 
@@ -45,11 +46,22 @@ def make_split(
     BUSI counts (57 test, 50 validation). ``signatures`` (from
     :func:`~rdanet_gan.data.duplicates.read_signatures`) saves decoding the
     images again when they are already at hand.
+
+    ``fold=(i, k)`` makes the test scans the i-th (from 1) of k folds that
+    partition the scans (sizes within a scan or a near-duplicate group of each
+    other, class proportions kept, the same folds for every i of one seed) in
+    place of ``n_test`` of them: the k splits of k-fold cross-validation, which
+    test every scan once.
     """
     root = Path(root).absolute()
     for record in records:
         if record.image != root / record.case_id:
             raise DataError(record.image, f"not the scan '{record.case_id}' of the dataset folder {root}")
+    if fold is not None:
+        number, count = fold
+        if not 2 <= count <= len(records) or not 1 <= number <= count:
+            raise ValueError(f"fold {number} of {count}: needs 2 to {len(records)} folds, numbered from 1")
+        n_test = round(len(records) / count)  # for the check below; the fold's own size may differ by a group
     if n_test < 0 or n_validation < 0 or n_test + n_validation >= len(records):
         raise DataError(
             root,
@@ -60,7 +72,10 @@ def make_split(
     case_ids = [record.case_id for record in records]
     labels = [record.label for record in records]
     units = _shuffled_units(signatures, case_ids, duplicate_threshold, seed)
-    test = _fill(units, n_test, _label_targets(labels, n_test), labels, root)
+    if fold is None:
+        test = _fill(units, n_test, _label_targets(labels, n_test), labels, root)
+    else:
+        test = _folds(units, labels, fold[1], root)[fold[0] - 1]
     units = [unit for unit in units if unit not in test]
     validation = _fill(units, n_validation, _label_targets(labels, n_validation), labels, root)
     train = {unit for unit in units if unit not in validation}
@@ -184,6 +199,19 @@ def _label_targets(labels: list[str], total: int) -> Counter:
     for label in by_remainder[: total - sum(targets.values())]:
         targets[label] += 1
     return targets
+
+
+def _folds(units: list[tuple[int, ...]], labels: list[str], count: int, root: Path) -> list[set[tuple[int, ...]]]:
+    """``count`` sets of ``units`` that partition them: each but the last filled to its share of the scans by
+    :func:`_fill` (class proportions of the whole set), the last taking the units left."""
+    total = sum(len(unit) for unit in units)
+    folds, left = [], list(units)
+    for number in range(count - 1):
+        size = total // count + (number < total % count)
+        chosen = _fill(left, size, _label_targets(labels, size), labels, root)
+        folds.append(chosen)
+        left = [unit for unit in left if unit not in chosen]
+    return [*folds, set(left)]
 
 
 def _fill(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -84,24 +85,33 @@ def lesion_scan_scores(evaluation: Evaluation) -> dict[str, float | int]:
     """Pooled Dice, precision and sensitivity, and mean per-image Dice, over the scans with a lesion only.
 
     For a subset that mixes in lesion-free scans (a split from ``split --validation-normal``): their false
-    pixels otherwise enter the pooled scores. Each row's pixel counts are rebuilt from its size, its true
-    and predicted pixel counts and its Dice (TP = Dice · (true + predicted) / 2), then pooled by
-    :class:`~rdanet_gan.evaluation.metrics.Confusion` as every pooled score is.
+    pixels otherwise enter the pooled scores. See :func:`lesion_row_scores`.
     """
-    rows = [row for row in evaluation.per_image if row["true_pixels"] > 0]
+    return lesion_row_scores(evaluation.per_image)
+
+
+def lesion_row_scores(per_image: Sequence[dict]) -> dict[str, float | int]:
+    """:func:`lesion_scan_scores` of some of an evaluation's per-image rows (those with a lesion count).
+
+    Each row's pixel counts are rebuilt from its size, its true and predicted pixel counts and its Dice
+    (TP = Dice · (true + predicted) / 2), then pooled by :class:`~rdanet_gan.evaluation.metrics.Confusion`
+    as every pooled score is.
+    """
+    rows = [row for row in per_image if row["true_pixels"] > 0]
     counts = []
     for row in rows:
         tp = round(row["dice"] * (row["true_pixels"] + row["pred_pixels"]) / 2)
         fp, fn = row["pred_pixels"] - tp, row["true_pixels"] - tp
         counts.append(Confusion(tp, fp, fn, row["height"] * row["width"] - tp - fp - fn))
     pooled = Confusion.pool(counts)
-    per_image = sum(row["dice"] for row in rows) / len(rows) if rows else float("nan")
+    mean_dice = sum(row["dice"] for row in rows) / len(rows) if rows else float("nan")
     return {
         "lesion_scans": len(rows),
         "dice": pooled.dice(),
         "precision": pooled.precision(),
         "sensitivity": pooled.sensitivity(),
-        "dice_per_image": per_image,
+        "dice_per_image": mean_dice,
+        "reported_empty": sum(1 for row in rows if row["pred_pixels"] == 0),
     }
 
 

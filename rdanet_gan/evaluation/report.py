@@ -118,11 +118,11 @@ def table1_markdown(
         [
             f"### Table 1: pooled over all test pixels (percent; HD95 in {unit})",
             "",
-            _markdown_table(headers, pooled_rows),
+            markdown_table(headers, pooled_rows),
             "",
             f"### Table 1: mean ± SD over test images (percent; HD95 in {unit})",
             "",
-            _markdown_table(headers, per_image_rows),
+            markdown_table(headers, per_image_rows),
             "",
             *_uncertainty_lines(results, reference),
             FOOTNOTES + f"Masks: {inference}.\n" + ("\n" + PAPER_NOTE if include_paper else ""),
@@ -242,7 +242,8 @@ def _number(value: float | None) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
-def _markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table of ``headers`` and ``rows`` of cells already formatted."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
