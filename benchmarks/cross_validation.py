@@ -9,20 +9,25 @@ The folds' per-image rows pool into one estimate over all of BUSI's lesion scans
 stricter published BUSI numbers (4-fold cross-validation on deduplicated BUSI, Aumente-Maestro et al. 2025).
 
     python benchmarks/cross_validation.py run --data $BUSI --out RUNS/cv -- --model rdau-net --encoder mobilenet_v2 ...
+    python benchmarks/cross_validation.py progress --out RUNS/cv
     python benchmarks/cross_validation.py report --out RUNS/cv
 
 ``run`` does what is not done yet, fold by fold (rerun the same command to resume a killed run; a fold's
 training resumes from its last epoch); the options after ``--`` are ``rdanet-gan train``'s, without
-``--data``, ``--split``, ``--out``. ``report`` prints each fold's scores and the pooled estimate with its
-bootstrap interval and subgroup breakdown, and writes them as ``OUT/cross_validation.{json,md}``.
+``--data``, ``--split``, ``--out``. ``progress`` writes where each fold stands and the command that resumes
+the run to ``benchmarks/results/cross-validation-progress.md``, for the repository. ``report`` prints each
+fold's scores and the pooled estimate with its bootstrap interval and subgroup breakdown, and writes them as
+``OUT/cross_validation.{json,md}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rdanet_gan.errors import RdanetError
@@ -31,7 +36,9 @@ from rdanet_gan.evaluation.report import markdown_table
 from rdanet_gan.evaluation.scoring import Evaluation
 from rdanet_gan.evaluation.statistics import dice_interval
 from rdanet_gan.evaluation.subgroups import subgroup_markdown, subgroup_scores
-from rdanet_gan.fileio import write_report
+from rdanet_gan.fileio import write_json, write_report, write_text
+
+PROGRESS = Path(__file__).resolve().parent / "results" / "cross-validation-progress.md"
 
 VALIDATION, VALIDATION_NORMAL, TRAIN_NORMAL = 50, 44, 44
 """Per fold: validation lesion scans, and lesion-free scans to validate and train on (the default model's counts)."""
@@ -49,8 +56,8 @@ def fold_commands(data: str, out: Path, folds: int, seed: int, train_options: li
                 "--validation", str(VALIDATION), "--validation-normal", str(VALIDATION_NORMAL),
                 "--train-normal", str(TRAIN_NORMAL), "--out", str(split),
             ])  # fmt: skip
-        if not (folder / "final.keras").exists():
-            resume = ["--resume"] if (folder / "log.csv").exists() else []
+        if not all((folder / f"{name}.inference.json").exists() for name in ("best", "final")):  # train's last writes
+            resume = ["--resume"] if (folder / "config.json").exists() else []
             steps.append(["rdanet-gan", "train", *train_options, "--data", data, "--split", str(split), "--out", str(folder), *resume])
         if not (folder / "test" / "summary.json").exists():
             steps.append([
@@ -59,6 +66,42 @@ def fold_commands(data: str, out: Path, folds: int, seed: int, train_options: li
             ])  # fmt: skip
         plan.append(steps)
     return plan
+
+
+def progress_markdown(out: Path) -> str:
+    """Where each fold of the run in ``out`` stands (from its ``run.json``, log and best checkpoint) and the
+    command that resumes the run, with this machine's paths as placeholders."""
+    run = json.loads((out / "run.json").read_text())
+    lines = [
+        "# Cross-validation: progress",
+        "",
+        f"Updated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the run folder `$RUNS/{out.name}` (outside the repository).",
+        "",
+        "| fold | epochs done | best validation Dice (epoch) | scored on its test fold |",
+        "|---|---:|---:|---|",
+    ]
+    epochs = run["train_options"][run["train_options"].index("--epochs") + 1] if "--epochs" in run["train_options"] else "?"
+    for number in range(1, run["folds"] + 1):
+        folder = out / f"fold{number}"
+        done = len(list(csv.DictReader((folder / "log.csv").open()))) if (folder / "log.csv").exists() else 0
+        best = json.loads((folder / "best.json").read_text()) if (folder / "best.json").exists() else None
+        best_cell = f"{best['best']:.4f} ({best['epoch']})" if best else "–"
+        scored = "yes" if (folder / "test" / "summary.json").exists() else "no"
+        lines.append(f"| {number} | {done} of {epochs} | {best_cell} | {scored} |")
+    command = ["python", "benchmarks/cross_validation.py", "run", "--data", "$BUSI", "--out", f"$RUNS/{out.name}",
+               "--folds", str(run["folds"]), "--seed", str(run["seed"]), "--", *run["train_options"]]  # fmt: skip
+    lines += [
+        "",
+        "Validation Dice: pooled over the fold's validation scans (lesion-free ones included), inference mode.",
+        "",
+        "Resume (from the repository root, under `nice -n 19`; the same command starts a lost run folder again):",
+        "",
+        "```bash",
+        " ".join(command),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def report(out: Path, folds: int) -> tuple[dict, str]:
@@ -99,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     own, train_options = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("run", "report"))
+    parser.add_argument("action", choices=("run", "progress", "report"))
     parser.add_argument("--out", type=Path, required=True, help="folder of the folds' splits, runs and evaluations")
     parser.add_argument("--data", help="dataset folder (run)")
     parser.add_argument("--folds", type=int, default=4, help="number of folds (default: 4)")
@@ -109,11 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.data or not train_options:
             parser.error("run needs --data and the training options after --")
         args.out.mkdir(parents=True, exist_ok=True)
+        write_json(args.out / "run.json", {"folds": args.folds, "seed": args.seed, "train_options": train_options})
         for steps in fold_commands(args.data, args.out, args.folds, args.seed, train_options):
             for command in steps:
                 print("+", " ".join(command), flush=True)
                 if subprocess.run(command, check=False).returncode:
                     return 1
+        return 0
+    if args.action == "progress":
+        write_text(PROGRESS, progress_markdown(args.out))
+        print(f"{PROGRESS}: updated")
         return 0
     try:
         results, text = report(args.out, args.folds)

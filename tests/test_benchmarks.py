@@ -442,9 +442,16 @@ def test_cross_validation_plans_only_what_is_left_and_pools_the_folds_test_scans
     assert first[1][0][first[1][0].index("--fold") + 1] == "2" and "--resume" not in first[0][1]
     (tmp_path / "fold1.json").write_text("{}")
     (tmp_path / "fold1").mkdir()
-    (tmp_path / "fold1" / "log.csv").write_text("epoch\n1\n")  # a killed training: resumed
+    (tmp_path / "fold1" / "config.json").write_text("{}")  # a killed training: resumed
     assert [step[1] for step in module.fold_commands("BUSI", tmp_path, 2, 0, options)[0]] == ["train", "evaluate"]
     assert module.fold_commands("BUSI", tmp_path, 2, 0, options)[0][0][-1] == "--resume"
+    (tmp_path / "run.json").write_text(json.dumps({"folds": 2, "seed": 0, "train_options": options}))
+    (tmp_path / "fold1" / "log.csv").write_text("epoch,val_dice\n1,0.4\n2,0.5\n")
+    (tmp_path / "fold1" / "best.json").write_text(json.dumps({"monitor": "val_dice", "best": 0.5, "epoch": 2}))
+    progress = module.progress_markdown(tmp_path)
+    assert "| 1 | 2 of 2 | 0.5000 (2) | no |" in progress and "| 2 | 0 of 2 | – | no |" in progress
+    assert f"--out $RUNS/{tmp_path.name} --folds 2 --seed 0 -- --model rdau-net --epochs 2" in progress
+    assert str(tmp_path.parent) not in progress  # no path of this machine
 
     rng = np.random.default_rng(0)
     truths = [rng.random((8, 8)) > 0.5 for _ in range(6)]
