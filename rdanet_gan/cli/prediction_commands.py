@@ -68,7 +68,7 @@ def evaluate_command(args) -> int:
         )
     subgroups = subgroup_scores(evaluation)
     if any(subgroups.values()):
-        print(subgroup_markdown(subgroups))
+        print(f"\n{subgroup_markdown(subgroups)}\n")
     alarms = None
     if normal_scans is not None:
         alarms = normal_scan_alarms(model, normal_scans, settings)
