@@ -334,6 +334,7 @@ def test_evaluate_counts_lesions_predicted_on_normal_scans(trained_run, busi_lik
     assert code == 0 and "lesion-free scans: a lesion is predicted on" in out
     assert "| class: benign | 2 |" in out  # the breakdown of the two test scans, also written:
     assert list(json.loads((tmp_path / "eval" / "subgroups.json").read_text())["class"]) == ["benign"]
+    assert (tmp_path / "eval" / "dice_by_size.png").stat().st_size > 0
     alarms = json.loads((tmp_path / "eval" / "normal_scans.json").read_text())
     assert alarms["scans"] == 3 and 0 <= alarms["flagged_postprocessed"] <= alarms["flagged"] <= 3
 

@@ -79,6 +79,15 @@ def test_dice_distribution(tmp_path):
     _assert_png(tmp_path / "dice.png")
 
 
+def test_dice_by_size_plots_the_lesion_scans_of_every_class(tmp_path):
+    rows = [
+        {"id": f"{label}/{n}.png", "height": 100, "width": 100, "true_pixels": pixels, "dice": dice}
+        for label, n, pixels, dice in (("benign", 1, 50, 0.9), ("benign", 2, 3000, 0.4), ("malignant", 3, 500, 0.7))
+    ] + [{"id": "normal/4.png", "height": 100, "width": 100, "true_pixels": 0, "dice": 1.0}]
+    figures.plot_dice_by_size(rows, tmp_path / "by_size.png")
+    _assert_png(tmp_path / "by_size.png")
+
+
 def test_comparison_grid(tmp_path):
     scan, truth, pred = _scan_and_masks()
     figures.plot_comparison_grid(

@@ -36,6 +36,7 @@ def evaluate_command(args) -> int:
         lesion_scan_scores,
         normal_scan_alarms,
     )
+    from rdanet_gan.evaluation.figures import plot_dice_by_size
     from rdanet_gan.evaluation.report import table1_markdown
     from rdanet_gan.evaluation.subgroups import subgroup_markdown, subgroup_scores
     from rdanet_gan.fileio import write_json
@@ -45,7 +46,7 @@ def evaluate_command(args) -> int:
     out = Path(args.out) if args.out else None
     if out:
         check_output_folder("--out", out)
-    outputs = ["per_image.csv", "summary.json", "subgroups.json"] + (["normal_scans.json"] if args.normal else [])
+    outputs = ["per_image.csv", "summary.json", "subgroups.json", "dice_by_size.png"] + (["normal_scans.json"] if args.normal else [])
     refuse_existing([out / name for name in outputs] if out else [], args.overwrite)
     if not load_split(args.split)[args.subset]:  # before loading the model or decoding a scan
         raise DataError(args.split, f"lists no {args.subset} scans to evaluate (choose another --subset)")
@@ -80,6 +81,7 @@ def evaluate_command(args) -> int:
         evaluation.write_csv(out / "per_image.csv", overwrite=args.overwrite)
         evaluation.write_json(out / "summary.json", overwrite=args.overwrite)
         write_json(out / "subgroups.json", subgroups, overwrite=args.overwrite)
+        plot_dice_by_size(evaluation.per_image, out / "dice_by_size.png")
         if alarms is not None:
             write_json(out / "normal_scans.json", alarms)
         print(f"{out}: {', '.join(outputs)}")

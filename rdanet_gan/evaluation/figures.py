@@ -1,5 +1,5 @@
-"""Figures of a run, written to PNG files: training curves, Dice spread, Fig. 4 grid, the presence
-level's trade (a scan's overlay: :mod:`rdanet_gan.inference.overlay`).
+"""Figures of a run, written to PNG files: training curves, Dice spread, Dice by lesion size, Fig. 4 grid,
+the presence level's trade (a scan's overlay: :mod:`rdanet_gan.inference.overlay`).
 
 Figures are built as ``matplotlib.figure.Figure`` objects, not through
 ``pyplot``: they need no display and no global backend switch (a notebook's
@@ -72,6 +72,28 @@ def plot_dice_distribution(per_model: Mapping[str, Sequence[float]], out_png: st
         axes.scatter(position + offsets, values, s=10, alpha=0.6, zorder=3)
     axes.set(ylabel="Dice per image", ylim=(-0.02, 1.02))
     axes.grid(axis="y", alpha=0.3)
+    save_figure(figure, out_png)
+
+
+def plot_dice_by_size(per_image: Sequence[Mapping], out_png: str | os.PathLike) -> None:
+    """Per-image Dice of the scans with a lesion against the lesion's share of the scan (log scale), one
+    colour per class (:func:`~rdanet_gan.evaluation.subgroups.lesion_class`), the size groups' bounds dashed:
+    whether misses gather at one size or class shows at a glance."""
+    from rdanet_gan.evaluation.subgroups import SIZE_GROUPS, lesion_class
+
+    rows = [row for row in per_image if row["true_pixels"] > 0]
+    figure = Figure(figsize=(6, 4.5), layout="constrained")
+    axes = figure.subplots()
+    for name in sorted({lesion_class(row) or "scans" for row in rows}):
+        group = [row for row in rows if (lesion_class(row) or "scans") == name]
+        shares = [100 * row["true_pixels"] / (row["height"] * row["width"]) for row in group]
+        axes.scatter(shares, [row["dice"] for row in group], s=14, alpha=0.7, label=f"{name} ({len(group)})")
+    for bound, _ in SIZE_GROUPS[:-1]:
+        axes.axvline(100 * bound, color="gray", linestyle="--", linewidth=1)
+    axes.set(xscale="log", xlabel="lesion's share of the scan (%)", ylabel="Dice per image", ylim=(-0.02, 1.02))
+    axes.set_title("Dice by lesion size")
+    axes.legend(fontsize="small")
+    axes.grid(alpha=0.3)
     save_figure(figure, out_png)
 
 
