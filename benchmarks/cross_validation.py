@@ -72,10 +72,11 @@ def progress_markdown(out: Path) -> str:
     """Where each fold of the run in ``out`` stands (from its ``run.json``, log and best checkpoint) and the
     command that resumes the run, with this machine's paths as placeholders."""
     run = json.loads((out / "run.json").read_text())
+    where = _placeholder(out)
     lines = [
         "# Cross-validation: progress",
         "",
-        f"Updated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the run folder `$RUNS/{out.name}` (outside the repository).",
+        f"Updated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC from the run folder `{where}` (outside the repository).",
         "",
         "| fold | epochs done | best validation Dice (epoch) | scored on its test fold |",
         "|---|---:|---:|---|",
@@ -88,7 +89,7 @@ def progress_markdown(out: Path) -> str:
         best_cell = f"{best['best']:.4f} ({best['epoch']})" if best else "–"
         scored = "yes" if (folder / "test" / "summary.json").exists() else "no"
         lines.append(f"| {number} | {done} of {epochs} | {best_cell} | {scored} |")
-    command = ["python", "benchmarks/cross_validation.py", "run", "--data", "$BUSI", "--out", f"$RUNS/{out.name}",
+    command = ["python", "benchmarks/cross_validation.py", "run", "--data", "$BUSI", "--out", where,
                "--folds", str(run["folds"]), "--seed", str(run["seed"]), "--", *run["train_options"]]  # fmt: skip
     lines += [
         "",
@@ -102,6 +103,14 @@ def progress_markdown(out: Path) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _placeholder(out: Path) -> str:
+    """``out`` as ``~/…`` when under the home folder, else ``$RUNS/NAME``: committed files hold no path of this machine."""
+    try:
+        return f"~/{out.resolve().relative_to(Path.home().resolve())}"
+    except ValueError:
+        return f"$RUNS/{out.name}"
 
 
 def report(out: Path, folds: int) -> tuple[dict, str]:
