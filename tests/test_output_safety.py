@@ -301,7 +301,7 @@ def test_evaluate_writes_nothing_into_the_dataset(tmp_path, model_file, capsys):
     argv = ["evaluate", "--model", str(model_file), "--data", str(tmp_path / "data"), "--split", str(split)]
     assert main(argv + ["--out", str(tmp_path / "evaluation"), "--native-resolution"]) == 0
     assert digests(tmp_path / "data") == before
-    assert sorted(p.name for p in (tmp_path / "evaluation").iterdir()) == ["per_image.csv", "summary.json"]
+    assert sorted(p.name for p in (tmp_path / "evaluation").iterdir()) == ["dice_by_size.png", "per_image.csv", "subgroups.json", "summary.json"]
 
 
 def test_outputs_get_the_usual_file_mode_not_the_temporary_files_private_one(tmp_path):
