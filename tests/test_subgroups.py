@@ -50,11 +50,12 @@ def test_each_subgroup_is_pooled_as_its_scans_alone_and_lesion_free_scans_belong
     assert breakdown["lesion_size"][SIZE_GROUPS[0][1]]["dice"] == pytest.approx(2 * 2 / (4 + 4))  # 2x2 off by one row
 
 
-def test_lesion_scans_reported_empty_are_counted_and_ids_without_a_folder_have_no_class(scored):
+def test_lesion_scans_reported_empty_are_counted_and_layouts_without_classes_have_no_class_rows(scored):
     _, predictions, truths = scored
     predictions[2] = np.zeros(SHAPE, bool)  # the large benign lesion missed
-    breakdown = subgroup_scores(score_predictions(predictions, truths, ids=[f"scan{i}.png" for i in range(6)]))
-    assert breakdown["class"] == {}
+    for ids in ([f"scan{i}.png" for i in range(6)], [f"images/scan{i}.png" for i in range(6)]):  # no class: no rows
+        assert subgroup_scores(score_predictions(predictions, truths, ids=ids))["class"] == {}
+    breakdown = subgroup_scores(score_predictions(predictions, truths, ids=[f"original/{i}.png" for i in range(6)]))
     large = breakdown["lesion_size"][SIZE_GROUPS[2][1]]
     assert large["reported_empty"] == 1 and large["sensitivity"] == pytest.approx(56 / 128)  # 7 of 8 rows of e found
     table = subgroup_markdown(breakdown)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from rdanet_gan.data.records import LESION_LABELS, NORMAL_LABEL
 from rdanet_gan.evaluation.evaluate import lesion_row_scores
 from rdanet_gan.evaluation.report import markdown_table
 from rdanet_gan.evaluation.scoring import Evaluation
@@ -26,9 +27,10 @@ SIZE_GROUPS: tuple[tuple[float, str], ...] = (
 
 
 def lesion_class(row: dict) -> str | None:
-    """The class of a scan from the folder of its id (BUSI: ``benign/benign (3).png`` -> ``benign``); None without one."""
-    folder = row["id"].rpartition("/")[0]
-    return folder or None
+    """The BUSI class of a scan from the folder of its id (``benign/benign (3).png`` -> ``benign``); None for
+    the layouts without classes (``images/…``, UDIAT's ``original/…``)."""
+    folder = row["id"].rpartition("/")[0].lower()
+    return folder if folder in (*LESION_LABELS, NORMAL_LABEL) else None
 
 
 def lesion_size(row: dict) -> str:
