@@ -17,7 +17,8 @@ training resumes from its last epoch); the options after ``--`` are ``rdanet-gan
 ``--data``, ``--split``, ``--out``. ``progress`` writes where each fold stands and the command that resumes
 the run to ``benchmarks/results/cross-validation-progress.md``, for the repository. ``report`` prints each
 fold's scores and the pooled estimate with its bootstrap interval and subgroup breakdown, and writes them as
-``OUT/cross_validation.{json,md}``.
+``OUT/cross_validation.{json,md}``; ``report --scored test-no-level`` does the same for the evaluations with
+no presence level.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ PROGRESS = Path(__file__).resolve().parent / "results" / "cross-validation-progr
 
 VALIDATION, VALIDATION_NORMAL, TRAIN_NORMAL = 50, 44, 44
 """Per fold: validation lesion scans, and lesion-free scans to validate and train on (the default model's counts)."""
+SCORINGS = {"test": ["--normal"], "test-no-level": ["--presence", "0"]}
+"""Each fold's evaluations of its test fold (folder: ``evaluate`` options): under the settings chosen on its
+validation scans, lesion-free scans counted; and with no presence level, which shows the segmentation alone."""
 
 
 def fold_commands(data: str, out: Path, folds: int, seed: int, train_options: list[str]) -> list[list[list[str]]]:
-    """Per fold, the commands still to run: its split, its training (resumed when begun), its test evaluation."""
+    """Per fold, the commands still to run: its split, its training (resumed when begun), its test evaluations."""
     plan = []
     for number in range(1, folds + 1):
         folder, split = out / f"fold{number}", out / f"fold{number}.json"
@@ -59,11 +63,12 @@ def fold_commands(data: str, out: Path, folds: int, seed: int, train_options: li
         if not all((folder / f"{name}.inference.json").exists() for name in ("best", "final")):  # train's last writes
             resume = ["--resume"] if (folder / "config.json").exists() else []
             steps.append(["rdanet-gan", "train", *train_options, "--data", data, "--split", str(split), "--out", str(folder), *resume])
-        if not (folder / "test" / "summary.json").exists():
-            steps.append([
-                "rdanet-gan", "evaluate", "--model", str(folder / "best.keras"), "--data", data, "--split", str(split),
-                "--normal", "--out", str(folder / "test"), "--overwrite",
-            ])  # fmt: skip
+        for scored, options in SCORINGS.items():
+            if not (folder / scored / "summary.json").exists():
+                steps.append([
+                    "rdanet-gan", "evaluate", "--model", str(folder / "best.keras"), "--data", data, "--split", str(split),
+                    *options, "--out", str(folder / scored), "--overwrite",
+                ])  # fmt: skip
         plan.append(steps)
     return plan
 
@@ -113,19 +118,20 @@ def _placeholder(out: Path) -> str:
         return f"$RUNS/{out.name}"
 
 
-def report(out: Path, folds: int) -> tuple[dict, str]:
-    """Each finished fold's lesion scores and lesion-free alarms, and the pooled estimate over their test scans."""
+def report(out: Path, folds: int, scored: str = "test") -> tuple[dict, str]:
+    """Each finished fold's lesion scores (and lesion-free alarms where counted) in its ``scored`` evaluation
+    (a :data:`SCORINGS` folder), and the pooled estimate over their test scans."""
     rows, table, per_fold = [], [], {}
     for number in range(1, folds + 1):
-        test = out / f"fold{number}" / "test"
+        test = out / f"fold{number}" / scored
         if not (test / "summary.json").exists():
             continue
         fold_rows = Evaluation.read_json(test / "summary.json").per_image
-        alarms = json.loads((test / "normal_scans.json").read_text())
+        alarms = json.loads((test / "normal_scans.json").read_text()) if (test / "normal_scans.json").exists() else None
         scores = lesion_row_scores(fold_rows)
-        per_fold[number] = {**scores, "lesion_free_flagged": alarms["flagged_with_settings"], "lesion_free_scans": alarms["scans"]}
+        per_fold[number] = {**scores, **({"lesion_free_flagged": alarms["flagged_with_settings"], "lesion_free_scans": alarms["scans"]} if alarms else {})}
         rows += fold_rows
-        table.append([str(number), *_cells(scores), f"{alarms['flagged_with_settings']} of {alarms['scans']}"])
+        table.append([str(number), *_cells(scores), f"{alarms['flagged_with_settings']} of {alarms['scans']}" if alarms else "–"])
     if not rows:
         raise RdanetError(f"{out}: no fold evaluated yet (run 'cross_validation.py run' first)")
     pooled = lesion_row_scores(rows)
@@ -135,7 +141,7 @@ def report(out: Path, folds: int) -> tuple[dict, str]:
     table.append([f"**all {len(per_fold)}**", *_cells(pooled), "–"])
     headers = ["fold", "lesion scans", "pooled Dice", "precision", "sensitivity", "per-image Dice", "reported empty", "lesion-free flagged"]
     summary = (
-        f"{len(per_fold)} of {folds} folds evaluated (`{out.name}`); pooled Dice over their {pooled['lesion_scans']} test scans "
+        f"{len(per_fold)} of {folds} folds evaluated (`{out.name}`, `{scored}`); pooled Dice over their {pooled['lesion_scans']} test scans "
         f"{pooled['dice']:.3f} [95 % bootstrap interval {low:.3f}, {high:.3f}]."
     )
     text = "\n\n".join([summary, markdown_table(headers, table), subgroup_markdown(breakdown)])
@@ -156,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="dataset folder (run)")
     parser.add_argument("--folds", type=int, default=4, help="number of folds (default: 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the folds (default: 0)")
+    parser.add_argument("--scored", choices=tuple(SCORINGS), default="test", help="report: which evaluation (default: test)")
     args = parser.parse_args(own)
     if args.action == "run":
         if not args.data or not train_options:
@@ -173,11 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROGRESS}: updated")
         return 0
     try:
-        results, text = report(args.out, args.folds)
+        results, text = report(args.out, args.folds, args.scored)
     except RdanetError as error:
         print(f"cross_validation: error: {error}", file=sys.stderr)
         return 2
-    write_report(args.out, "cross_validation", results, text)
+    write_report(args.out, "cross_validation" if args.scored == "test" else f"cross_validation-{args.scored}", results, text)
     return 0
 
 

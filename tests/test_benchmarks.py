@@ -438,12 +438,13 @@ def test_cross_validation_plans_only_what_is_left_and_pools_the_folds_test_scans
     module = load_benchmark("cross_validation")
     options = ["--model", "rdau-net", "--epochs", "2"]
     first = module.fold_commands("BUSI", tmp_path, 2, 0, options)
-    assert [[step[1] for step in steps] for steps in first] == [["split", "train", "evaluate"]] * 2
+    assert [[step[1] for step in steps] for steps in first] == [["split", "train", "evaluate", "evaluate"]] * 2
+    assert [step[step.index("--out") + 1] for step in first[0][2:]] == [str(tmp_path / "fold1" / name) for name in ("test", "test-no-level")]
     assert first[1][0][first[1][0].index("--fold") + 1] == "2" and "--resume" not in first[0][1]
     (tmp_path / "fold1.json").write_text("{}")
     (tmp_path / "fold1").mkdir()
     (tmp_path / "fold1" / "config.json").write_text("{}")  # a killed training: resumed
-    assert [step[1] for step in module.fold_commands("BUSI", tmp_path, 2, 0, options)[0]] == ["train", "evaluate"]
+    assert [step[1] for step in module.fold_commands("BUSI", tmp_path, 2, 0, options)[0]] == ["train", "evaluate", "evaluate"]
     assert module.fold_commands("BUSI", tmp_path, 2, 0, options)[0][0][-1] == "--resume"
     (tmp_path / "run.json").write_text(json.dumps({"folds": 2, "seed": 0, "train_options": options}))
     (tmp_path / "fold1" / "log.csv").write_text("epoch,val_dice\n1,0.4\n2,0.5\n")
@@ -467,5 +468,10 @@ def test_cross_validation_plans_only_what_is_left_and_pools_the_folds_test_scans
     assert results["interval"][0] <= results["pooled"]["dice"] <= results["interval"][1]
     assert [fold["lesion_scans"] for fold in results["folds"].values()] == [4, 2]
     assert "| 2 | 2 |" in text and "| class: benign | 3 |" in text
+    for number in (1, 2):  # the same scores with no presence level, where no lesion-free scan was counted
+        (tmp_path / f"fold{number}" / "test-no-level").mkdir()
+        (tmp_path / f"fold{number}" / "test" / "summary.json").rename(tmp_path / f"fold{number}" / "test-no-level" / "summary.json")
+    no_level, text = module.report(tmp_path, 2, "test-no-level")
+    assert no_level["pooled"] == results["pooled"] and "lesion_free_flagged" not in no_level["folds"][1] and "| – |" in text
     with pytest.raises(RdanetError, match="no fold evaluated yet"):
         module.report(tmp_path / "empty", 2)
