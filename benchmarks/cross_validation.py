@@ -24,7 +24,6 @@ no presence level.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -89,7 +88,7 @@ def progress_markdown(out: Path) -> str:
     epochs = run["train_options"][run["train_options"].index("--epochs") + 1] if "--epochs" in run["train_options"] else "?"
     for number in range(1, run["folds"] + 1):
         folder = out / f"fold{number}"
-        done = len(list(csv.DictReader((folder / "log.csv").open()))) if (folder / "log.csv").exists() else 0
+        done = len((folder / "log.csv").read_text().splitlines()) - 1 if (folder / "log.csv").exists() else 0  # less the header
         best = json.loads((folder / "best.json").read_text()) if (folder / "best.json").exists() else None
         best_cell = f"{best['best']:.4f} ({best['epoch']})" if best else "–"
         scored = "yes" if (folder / "test" / "summary.json").exists() else "no"

@@ -375,6 +375,7 @@ def test_split_folds_partition_the_lesion_scans_and_misuse_is_one_line(busi_like
         (["--folds", "3"], "--folds K and --fold I go together"),
         (["--folds", "3", "--fold", "4"], "--folds 3 --fold 4: needs at least 2 folds and a fold from 1 to 3"),
         (["--folds", "3", "--fold", "1", "--test", "5"], "--folds replaces --test"),
+        (["--folds", "13", "--fold", "1"], f"{busi_like_folder}: cannot make 13 folds of 12 scans"),
     ):
         code, _, err = run(base + options, capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1

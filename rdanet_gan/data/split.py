@@ -59,8 +59,10 @@ def make_split(
             raise DataError(record.image, f"not the scan '{record.case_id}' of the dataset folder {root}")
     if fold is not None:
         number, count = fold
-        if not 2 <= count <= len(records) or not 1 <= number <= count:
-            raise ValueError(f"fold {number} of {count}: needs 2 to {len(records)} folds, numbered from 1")
+        if count < 2 or not 1 <= number <= count:
+            raise ValueError(f"fold {number} of {count}: needs at least 2 folds, numbered from 1")
+        if count > len(records):
+            raise DataError(root, f"cannot make {count} folds of {len(records)} scans")
         n_test = round(len(records) / count)  # for the check below; the fold's own size may differ by a group
     if n_test < 0 or n_validation < 0 or n_test + n_validation >= len(records):
         raise DataError(

@@ -79,15 +79,14 @@ def plot_dice_by_size(per_image: Sequence[Mapping], out_png: str | os.PathLike) 
     """Per-image Dice of the scans with a lesion against the lesion's share of the scan (log scale), one
     colour per class (:func:`~rdanet_gan.evaluation.subgroups.lesion_class`), the size groups' bounds dashed:
     whether misses gather at one size or class shows at a glance."""
-    from rdanet_gan.evaluation.subgroups import SIZE_GROUPS, lesion_class
+    from rdanet_gan.evaluation.subgroups import SIZE_GROUPS, lesion_class, lesion_share
 
     rows = [row for row in per_image if row["true_pixels"] > 0]
     figure = Figure(figsize=(6, 4.5), layout="constrained")
     axes = figure.subplots()
     for name in sorted({lesion_class(row) or "scans" for row in rows}):
         group = [row for row in rows if (lesion_class(row) or "scans") == name]
-        shares = [100 * row["true_pixels"] / (row["height"] * row["width"]) for row in group]
-        axes.scatter(shares, [row["dice"] for row in group], s=14, alpha=0.7, label=f"{name} ({len(group)})")
+        axes.scatter([100 * lesion_share(row) for row in group], [row["dice"] for row in group], s=14, alpha=0.7, label=f"{name} ({len(group)})")
     for bound, _ in SIZE_GROUPS[:-1]:
         axes.axvline(100 * bound, color="gray", linestyle="--", linewidth=1)
     axes.set(xscale="log", xlabel="lesion's share of the scan (%)", ylabel="Dice per image", ylim=(-0.02, 1.02))

@@ -33,10 +33,14 @@ def lesion_class(row: dict) -> str | None:
     return folder if folder in (*LESION_LABELS, NORMAL_LABEL) else None
 
 
+def lesion_share(row: dict) -> float:
+    """The true lesion's share of the scan's pixels."""
+    return row["true_pixels"] / (row["height"] * row["width"])
+
+
 def lesion_size(row: dict) -> str:
-    """The :data:`SIZE_GROUPS` name of a scan's true lesion, by its share of the scan's pixels."""
-    share = row["true_pixels"] / (row["height"] * row["width"])
-    return next(name for bound, name in SIZE_GROUPS if share < bound)
+    """The :data:`SIZE_GROUPS` name of a scan's true lesion, by :func:`lesion_share`."""
+    return next(name for bound, name in SIZE_GROUPS if lesion_share(row) < bound)
 
 
 def subgroup_scores(evaluation: Evaluation) -> dict[str, dict[str, dict[str, float | int]]]:
